@@ -1,0 +1,89 @@
+"""Pure layer primitives, each a forward function and its hand-derived backward.
+
+Shapes: B is the batch size, I a layer's input width, O its output width, C the number of classes.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Dense(NamedTuple):
+    """Parameters of an affine layer y = x @ w + b: w (I, O), b (O,)."""
+
+    w: jax.Array
+    b: jax.Array
+
+
+def dense_forward(params: Dense, x: jax.Array) -> jax.Array:
+    """y = x @ w + b. x: (B, I) -> y: (B, O)."""
+    return x @ params.w + params.b
+
+
+def dense_param_grads(x: jax.Array, dy: jax.Array) -> Dense:
+    """Gradients of the parameters from the layer input x (B, I) and dL/dy (B, O).
+
+    dL/dw = x^T dy (I, O); dL/db = sum over the batch of dy (O,).
+    """
+    return Dense(w=x.T @ dy, b=jnp.sum(dy, axis=0))
+
+
+def dense_input_grad(params: Dense, dy: jax.Array) -> jax.Array:
+    """dL/dx = dy @ w^T. dy: (B, O) -> (B, I)."""
+    return dy @ params.w.T
+
+
+def sigmoid_forward(z: jax.Array) -> jax.Array:
+    """s = 1 / (1 + exp(-z)), elementwise; any shape."""
+    # lax.logistic is the numerically safe form of the same formula (no overflow for large -z).
+    return jax.lax.logistic(z)
+
+
+def sigmoid_backward(s: jax.Array, ds: jax.Array) -> jax.Array:
+    """dL/dz = dL/ds * s * (1 - s), from the saved output s; any shape, s and ds alike."""
+    return ds * s * (1.0 - s)
+
+
+def _shifted_exponentials(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """z - max(z), exp(z - max(z)) and their row sums. logits: (B, C) -> (B, C), (B, C), (B,).
+
+    Shifting by the row maximum keeps every exponential in (0, 1] (no overflow), and the sum is at
+    least 1 (its log never sees 0), whatever the magnitude of the logits.
+    """
+    shifted = logits - jnp.max(logits, axis=-1, keepdims=True)
+    exponentials = jnp.exp(shifted)
+    return shifted, exponentials, jnp.sum(exponentials, axis=-1)
+
+
+def softmax(logits: jax.Array) -> jax.Array:
+    """p_j = exp(z_j) / sum_k exp(z_k). logits: (B, C) -> probabilities (B, C), rows sum to 1."""
+    _, exponentials, total = _shifted_exponentials(logits)
+    return exponentials / total[:, None]
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean cross-entropy and softmax probabilities from one pass over the logits.
+
+    loss = mean over the batch of log(sum_k exp(z_k - m)) - (z_label - m), m the row maximum: the
+    log-sum-exp form, never log of a softmax (which underflows to log 0). logits: (B, C) float;
+    labels: (B,) int in [0, C) -> (scalar loss, probs (B, C)).
+    """
+    shifted, exponentials, total = _shifted_exponentials(logits)
+    label_shifted = jnp.take_along_axis(shifted, labels[:, None], axis=-1)[:, 0]
+    return jnp.mean(jnp.log(total) - label_shifted), exponentials / total[:, None]
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy over the batch. logits: (B, C); labels: (B,) int -> scalar."""
+    return softmax_cross_entropy(logits, labels)[0]
+
+
+def softmax_cross_entropy_backward(probs: jax.Array, labels: jax.Array) -> jax.Array:
+    """dL/dlogits of the mean cross-entropy, fused through the softmax: (p - onehot(label)) / B.
+
+    probs: (B, C); labels: (B,) int -> (B, C).
+    """
+    num_classes = probs.shape[-1]
+    is_label = labels[:, None] == jnp.arange(num_classes)
+    return (probs - is_label.astype(probs.dtype)) / probs.shape[0]

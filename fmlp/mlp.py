@@ -1,0 +1,117 @@
+"""The multilayer perceptron: dense layers with sigmoid between them and a softmax output.
+
+Params are a tuple of `Dense(w, b)`, one per layer. With sizes (784, 512, 128, 10):
+w shapes (784, 512), (512, 128), (128, 10); b shapes (512,), (128,), (10,).
+"""
+
+import os
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fmlp.layers import (
+    Dense,
+    dense_forward,
+    dense_input_grad,
+    dense_param_grads,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax,
+    softmax_cross_entropy,
+    softmax_cross_entropy_backward,
+)
+from fmlp.io import atomic_path
+
+Params = tuple[Dense, ...]
+# activations[i] is the input of layer i: (images, h1, ..., h_{L-1}), followed by the output probabilities.
+Activations = tuple[jax.Array, ...]
+
+REFERENCE_SIZES = (784, 512, 128, 10)
+
+
+def init(key: jax.Array, sizes: Sequence[int] = REFERENCE_SIZES, dtype=jnp.float32) -> Params:
+    """Draws w (fan_in, fan_out) and b (fan_out,) as N(0, 1) * sqrt(1 / fan_in) for each layer."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    params = []
+    for layer_key, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):
+        w_key, b_key = jax.random.split(layer_key)
+        scale = np.sqrt(1.0 / fan_in)
+        params.append(
+            Dense(
+                w=jax.random.normal(w_key, (fan_in, fan_out), dtype) * scale,
+                b=jax.random.normal(b_key, (fan_out,), dtype) * scale,
+            )
+        )
+    return tuple(params)
+
+
+def forward_logits(params: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
+    """Runs the network up to the logits.
+
+    images: (B, sizes[0]) -> logits (B, sizes[-1]) and the layer inputs (images, h1, ..., h_{L-1}).
+    """
+    layer_inputs = [images]
+    for layer in params[:-1]:
+        layer_inputs.append(sigmoid_forward(dense_forward(layer, layer_inputs[-1])))
+    return dense_forward(params[-1], layer_inputs[-1]), tuple(layer_inputs)
+
+
+def forward(params: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
+    """images: (B, sizes[0]) -> probabilities (B, sizes[-1]) and the activations `backward` needs."""
+    logits, layer_inputs = forward_logits(params, images)
+    probs = softmax(logits)
+    return probs, layer_inputs + (probs,)
+
+
+def backward(params: Params, activations: Activations, labels: jax.Array) -> Params:
+    """Gradients of the mean cross-entropy with respect to params, by the chain rule layer by layer.
+
+    activations: as returned by `forward`; labels: (B,) int. Returns the same pytree as params.
+    The gradient with respect to the images is never formed: training does not need it.
+    """
+    *layer_inputs, probs = activations
+    delta = softmax_cross_entropy_backward(probs, labels)  # dL/dz of the last layer, (B, C)
+    grads = []
+    for layer_index in reversed(range(len(params))):
+        layer_input = layer_inputs[layer_index]
+        grads.append(dense_param_grads(layer_input, delta))
+        if layer_index > 0:
+            # layer_input is the sigmoid output of the layer below; step delta back through it.
+            delta = sigmoid_backward(layer_input, dense_input_grad(params[layer_index], delta))
+    return tuple(reversed(grads))
+
+
+def loss_and_grads(params: Params, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, Params]:
+    """Mean cross-entropy over the batch and its gradients. images: (B, sizes[0]); labels: (B,) int."""
+    loss, grads, _ = loss_grads_and_probs(params, images, labels)
+    return loss, grads
+
+
+def loss_grads_and_probs(
+    params: Params, images: jax.Array, labels: jax.Array
+) -> tuple[jax.Array, Params, jax.Array]:
+    """`loss_and_grads` that also returns the probabilities (B, C) of the same forward pass."""
+    logits, layer_inputs = forward_logits(params, images)
+    loss, probs = softmax_cross_entropy(logits, labels)
+    return loss, backward(params, layer_inputs + (probs,), labels), probs
+
+
+def save(path: str | os.PathLike, params: Params) -> None:
+    """Writes params to an .npz file as w0, b0, w1, b1, ... (temporary file, then rename)."""
+    arrays = {}
+    for index, layer in enumerate(params):
+        arrays[f"w{index}"] = np.asarray(layer.w)
+        arrays[f"b{index}"] = np.asarray(layer.b)
+    with atomic_path(path) as temp_path, open(temp_path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def load(path: str | os.PathLike) -> Params:
+    """Reads params written by `save`."""
+    with np.load(path) as arrays:
+        num_layers = len(arrays.files) // 2
+        return tuple(
+            Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(num_layers)
+        )

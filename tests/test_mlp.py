@@ -1,0 +1,98 @@
+"""The network's hand-written gradients against autodiff and finite differences, in float64."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fmlp import mlp
+from tests.autodiff import autodiff_loss_and_grads, reference_loss
+
+
+def random_problem(seed, batch, sizes, dtype=jnp.float64):
+    params_key, images_key, labels_key = jax.random.split(jax.random.key(seed), 3)
+    params = mlp.init(params_key, sizes, dtype)
+    images = jax.random.normal(images_key, (batch, sizes[0]), dtype)
+    labels = jax.random.randint(labels_key, (batch,), 0, sizes[-1])
+    return params, images, labels
+
+
+def test_init_shapes_dtype_and_scale():
+    params = mlp.init(jax.random.key(0))
+    assert [layer.w.shape for layer in params] == [(784, 512), (512, 128), (128, 10)]
+    assert [layer.b.shape for layer in params] == [(512,), (128,), (10,)]
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
+    # N(0, 1) * sqrt(1 / fan_in): the first layer's 401408 weights pin the std down to well under 1%.
+    np.testing.assert_allclose(np.std(params[0].w), np.sqrt(1 / 784), rtol=0.01)
+    np.testing.assert_allclose(np.std(params[1].w), np.sqrt(1 / 512), rtol=0.02)
+
+
+def test_forward_returns_probabilities_and_layer_inputs():
+    params, images, _ = random_problem(0, 5, (6, 4, 3), jnp.float32)
+    probs, activations = mlp.forward(params, images)
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(np.sum(probs, axis=1), 1.0, rtol=1e-6)
+    assert [a.shape for a in activations] == [(5, 6), (5, 4), (5, 3)]
+    assert activations[-1] is probs
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_loss_and_grads_match_autodiff(float64, batch):
+    params, images, labels = random_problem(batch, batch, (20, 16, 12, 10))
+    loss, grads = mlp.loss_and_grads(params, images, labels)
+    expected_loss, expected_grads = autodiff_loss_and_grads(params, images, labels)
+
+    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-12)
+    for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+        assert actual.shape == expected.shape and actual.dtype == jnp.float64
+        error = np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
+        assert error < 1e-10
+
+
+def test_loss_and_grads_match_autodiff_on_the_reference_network(float64):
+    params, images, labels = random_problem(3, 7, mlp.REFERENCE_SIZES)
+    _, grads = mlp.loss_and_grads(params, images, labels)
+    _, expected_grads = autodiff_loss_and_grads(params, images, labels)
+    for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
+        assert np.max(np.abs(actual - expected)) / np.max(np.abs(expected)) < 1e-10
+
+
+def test_backward_of_forward_equals_loss_and_grads(float64):
+    params, images, labels = random_problem(4, 9, (8, 6, 5))
+    _, activations = mlp.forward(params, images)
+    grads = mlp.backward(params, activations, labels)
+    _, expected = mlp.loss_and_grads(params, images, labels)
+    for actual, wanted in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(actual, wanted, rtol=1e-13, atol=1e-16)
+
+
+def test_grads_match_central_finite_differences(float64):
+    params, images, labels = random_problem(5, 4, (5, 4, 3, 3))
+    _, grads = mlp.loss_and_grads(params, images, labels)
+    flat_params, unravel = jax.flatten_util.ravel_pytree(params)
+    flat_grads, _ = jax.flatten_util.ravel_pytree(grads)
+
+    def loss_at(flat):
+        return float(reference_loss(unravel(flat), images, labels))
+
+    step = 1e-6
+    numeric = np.array(
+        [
+            (loss_at(flat_params.at[i].add(step)) - loss_at(flat_params.at[i].add(-step))) / (2 * step)
+            for i in range(flat_params.size)
+        ]
+    )
+    # Central differences are exact to O(step^2) ~ 1e-12 plus rounding ~ 1e-16 / step ~ 1e-10.
+    np.testing.assert_allclose(flat_grads, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    params = mlp.init(jax.random.key(6), (5, 4, 3))
+    path = tmp_path / "params.npz"
+    mlp.save(path, params)
+    loaded = mlp.load(path)
+    assert jax.tree.structure(loaded) == jax.tree.structure(params)
+    for actual, expected in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(actual, expected)
+    assert [p.name for p in tmp_path.iterdir()] == ["params.npz"]
