@@ -20,6 +20,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temp_path = Path(temp_name)
     try:
         yield temp_path
+        # mkstemp creates the file private (0600); give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        temp_path.chmod(0o666 & ~umask)
         os.replace(temp_path, target)
     finally:
         temp_path.unlink(missing_ok=True)
