@@ -62,26 +62,34 @@ def epoch_batch_indices(key: jax.Array, num_examples: int, batch_size: int) -> j
     return permutation[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
+def sgd_step(
+    params: mlp.Params, images: jax.Array, labels: jax.Array, learning_rate: jax.Array
+) -> tuple[mlp.Params, tuple[jax.Array, jax.Array]]:
+    """One SGD step on a batch: images (B, D), labels (B,) -> (new params, (loss, number right))."""
+    loss, grads, probs = mlp.loss_grads_and_probs(params, images, labels)
+    correct = jnp.sum(jnp.argmax(probs, axis=-1) == labels)
+    return optim.sgd(params, grads, learning_rate), (loss, correct)
+
+
 def sgd_over_batches(
     params: mlp.Params,
     images: jax.Array,
     labels: jax.Array,
     batch_indices: jax.Array,
     learning_rate: jax.Array,
+    step: Callable = sgd_step,
 ) -> tuple[mlp.Params, EpochMetrics]:
-    """One SGD step per row of batch_indices (num_batches, B), gathering each batch on device.
+    """One `step` per row of batch_indices (num_batches, B), gathering each batch on device.
 
-    images: (N, D) float; labels: (N,) int; learning_rate: scalar.
+    images: (N, D) float; labels: (N,) int. `step` has the signature of `sgd_step`; the sweep passes
+    a vmapped one, whose losses and counts then carry a lane axis that the metrics keep.
     """
 
-    def step(params, indices):
-        batch_labels = labels[indices]
-        loss, grads, probs = mlp.loss_grads_and_probs(params, images[indices], batch_labels)
-        correct = jnp.sum(jnp.argmax(probs, axis=-1) == batch_labels)
-        return optim.sgd(params, grads, learning_rate), (loss, correct)
+    def scan_body(params, indices):
+        return step(params, images[indices], labels[indices], learning_rate)
 
-    params, (losses, correct) = jax.lax.scan(step, params, batch_indices)
-    return params, EpochMetrics(jnp.mean(losses), jnp.sum(correct) / batch_indices.size)
+    params, (losses, correct) = jax.lax.scan(scan_body, params, batch_indices)
+    return params, EpochMetrics(jnp.mean(losses, axis=0), jnp.sum(correct, axis=0) / batch_indices.size)
 
 
 @functools.partial(jax.jit, static_argnames="batch_size")
