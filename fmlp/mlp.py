@@ -4,6 +4,7 @@ Params are a tuple of `Dense(w, b)`, one per layer. With sizes (784, 512, 128, 1
 w shapes (784, 512), (512, 128), (128, 10); b shapes (512,), (128,), (10,).
 """
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -33,17 +34,23 @@ REFERENCE_SIZES = (784, 512, 128, 10)
 
 def init(key: jax.Array, sizes: Sequence[int] = REFERENCE_SIZES, dtype=jnp.float32) -> Params:
     """Draws w (fan_in, fan_out) and b (fan_out,) as N(0, 1) * sqrt(1 / fan_in) for each layer."""
-    keys = jax.random.split(key, len(sizes) - 1)
-    params = []
-    for layer_key, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:]):
-        w_key, b_key = jax.random.split(layer_key)
+    return _init(key, tuple(sizes), jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("sizes", "dtype"))
+def _init(key: jax.Array, sizes: tuple[int, ...], dtype: jnp.dtype) -> Params:
+    # One normal draw for all parameters, cut into layers: XLA compiles each random.normal call
+    # separately (about 0.3 s apiece here), so six draws cost seconds at startup.
+    layer_sizes = list(zip(sizes[:-1], sizes[1:]))
+    draws = jax.random.normal(key, (sum((fan_in + 1) * fan_out for fan_in, fan_out in layer_sizes),), dtype)
+    params, offset = [], 0
+    for fan_in, fan_out in layer_sizes:
         scale = np.sqrt(1.0 / fan_in)
-        params.append(
-            Dense(
-                w=jax.random.normal(w_key, (fan_in, fan_out), dtype) * scale,
-                b=jax.random.normal(b_key, (fan_out,), dtype) * scale,
-            )
-        )
+        w = draws[offset : offset + fan_in * fan_out].reshape(fan_in, fan_out) * scale
+        offset += fan_in * fan_out
+        b = draws[offset : offset + fan_out] * scale
+        offset += fan_out
+        params.append(Dense(w, b))
     return tuple(params)
 
 

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 from fmlp import mlp
 from tests.autodiff import autodiff_loss_and_grads, reference_loss
@@ -70,8 +71,8 @@ def test_backward_of_forward_equals_loss_and_grads(float64):
 def test_grads_match_central_finite_differences(float64):
     params, images, labels = random_problem(5, 4, (5, 4, 3, 3))
     _, grads = mlp.loss_and_grads(params, images, labels)
-    flat_params, unravel = jax.flatten_util.ravel_pytree(params)
-    flat_grads, _ = jax.flatten_util.ravel_pytree(grads)
+    flat_params, unravel = ravel_pytree(params)
+    flat_grads, _ = ravel_pytree(grads)
 
     def loss_at(flat):
         return float(reference_loss(unravel(flat), images, labels))
