@@ -39,14 +39,21 @@ def positive_float(value: str) -> float:
     return _positive(float, value, "a positive finite number")
 
 
+def _positive_list(value: str, parse, what: str) -> list:
+    try:
+        return [parse(part.strip()) for part in value.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of {what}: {error}") from None
+
+
 def positive_float_list(value: str) -> list[float]:
     """argparse type: comma-separated positive numbers, e.g. 1.0,0.1,0.01."""
-    return [positive_float(part.strip()) for part in value.split(",")]
+    return _positive_list(value, positive_float, "positive numbers")
 
 
 def positive_int_list(value: str) -> list[int]:
     """argparse type: comma-separated positive integers, e.g. 512,128."""
-    return [positive_int(part.strip()) for part in value.split(",")]
+    return _positive_list(value, positive_int, "positive integers")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
