@@ -86,12 +86,17 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"argument --batch-size: {args.batch_size} is larger than the training set ({train_size} images)")
     if args.data_source == "idx" and args.data_dir is None:
         parser.error("argument --data-dir: --data-source idx needs the folder of the four IDX files")
+    check_out_dir(parser, args.out, "--out")
+
+
+def check_out_dir(parser: argparse.ArgumentParser, out: Path, flag: str) -> None:
+    """Creates the output folder if needed; exits 2 naming the flag if it cannot be written."""
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        parser.error(f"argument --out: cannot create {str(args.out)!r}: {error.strerror}")
-    if not args.out.is_dir() or not os.access(args.out, os.W_OK):
-        parser.error(f"argument --out: {str(args.out)!r} is not a writable folder")
+        parser.error(f"argument {flag}: cannot create {str(out)!r}: {error.strerror}")
+    if not out.is_dir() or not os.access(out, os.W_OK):
+        parser.error(f"argument {flag}: {str(out)!r} is not a writable folder")
 
 
 class Splits(NamedTuple):

@@ -1,0 +1,21 @@
+"""A smoke test of the benchmark script: it runs on tiny synthetic data and writes its table."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parent.parent / "experiments" / "benchmark.py"
+
+
+def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
+    flags = ["--data", "synthetic", "--synthetic-examples", "640", "--skip-baseline", "--repetitions", "1"]
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARK), *flags, "--out-dir", str(tmp_path)])
+    runpy.run_path(str(BENCHMARK), run_name="__main__")
+
+    printed = capsys.readouterr().out
+    assert "hand-written / autodiff" in printed and "sweep / (7 x epoch)" in printed
+    result = json.loads((tmp_path / "benchmark_cpu.json").read_text())
+    assert result["matmul_gflops"] > 0 and 0 < result["epoch_fraction_of_ceiling"]
+    assert set(result["seconds"]) >= {"epoch", "autodiff_epoch", "sweep_epoch", "eval", "compile_epoch", "compile_sweep"}
+    assert "| training epoch, hand-written backward |" in (tmp_path / "benchmarks.md").read_text()
