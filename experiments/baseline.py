@@ -47,13 +47,7 @@ def main() -> None:
     plots.save_png(plots.accuracy_figure([run], title), args.out / "baseline_accuracy.png")
     if args.save_params is not None:
         mlp.save(args.save_params, state.params)
-    seconds = {
-        "data": data_seconds,
-        "compile": history.compile_seconds,
-        "train": history.train_seconds,
-        "eval": history.eval_seconds,
-        "total": time.perf_counter() - started,
-    }
+    seconds = experiment.seconds(started, data_seconds, history)
     experiment.write_json(args.out / "baseline.json", experiment.metrics_document(args, [run], seconds))
     final = history.records[-1]
     print(

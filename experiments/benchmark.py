@@ -41,9 +41,10 @@ def eval_flops(sizes, num_examples: int) -> int:
     return 2 * num_examples * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def median_seconds(functions: dict, repetitions: int) -> dict:
-    """Median wall time of each zero-argument function, run round-robin so that drifts in the
-    machine's load hit every candidate alike. Each is run once first (warm-up)."""
+def round_robin_seconds(functions: dict, repetitions: int) -> dict:
+    """Wall times of each zero-argument function, `repetitions` rounds, each round running every
+    function once in turn, so that drifts in the machine's load hit every candidate alike. Each is
+    run once first (warm-up). Returns {name: [seconds per round]}."""
     for function in functions.values():
         jax.block_until_ready(function())
     times = {name: [] for name in functions}
@@ -52,7 +53,12 @@ def median_seconds(functions: dict, repetitions: int) -> dict:
             start = time.perf_counter()
             jax.block_until_ready(function())
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def paired_ratio(numerators: list, denominators: list, scale: float = 1.0) -> float:
+    """Median over rounds of numerator / (scale * denominator) from the same round."""
+    return statistics.median(n / (scale * d) for n, d in zip(numerators, denominators))
 
 
 def compile_seconds(jitted, *args, **static) -> float:
@@ -118,7 +124,7 @@ def measure(args) -> dict:
         "compile_epoch": compile_seconds(train.train_epoch, state, images, labels, rate),
         "compile_sweep": compile_seconds(sweep.sweep_epoch, lanes, images, labels, rates),
     }
-    timings |= median_seconds(
+    rounds = round_robin_seconds(
         {
             "matmul": lambda: matmul(square),
             "epoch": lambda: train.train_epoch(state, images, labels, rate),
@@ -128,6 +134,7 @@ def measure(args) -> dict:
         },
         args.repetitions,
     )
+    timings |= {name: statistics.median(values) for name, values in rounds.items()}
     ceiling = 2 * size**3 / timings["matmul"] / 1e9
     epoch_flops = steps * training_flops(sizes, 64)
     result = {
@@ -146,9 +153,9 @@ def measure(args) -> dict:
         "matmul_gflops": ceiling,
         "epoch_gflops": epoch_flops / timings["epoch"] / 1e9,
         "epoch_fraction_of_ceiling": epoch_flops / timings["epoch"] / 1e9 / ceiling,
-        "hand_over_autodiff": timings["epoch"] / timings["autodiff_epoch"],
-        "sweep_over_sequential": timings["sweep_epoch"] / (len(SWEEP_RATES) * timings["epoch"]),
-        "eval_over_epoch": timings["eval"] / timings["epoch"],
+        "hand_over_autodiff": paired_ratio(rounds["epoch"], rounds["autodiff_epoch"]),
+        "sweep_over_sequential": paired_ratio(rounds["sweep_epoch"], rounds["epoch"], len(SWEEP_RATES)),
+        "eval_over_epoch": paired_ratio(rounds["eval"], rounds["epoch"]),
     }
     if not args.skip_baseline:
         seconds, peak_mb = baseline_run(args.baseline_epochs)
@@ -190,7 +197,8 @@ def table(result: dict) -> str:
     lines = [
         f"Device: {machine['device']} ({machine['backend']}, {machine['processor']}, {machine['cpu_count']} cores); "
         f"JAX {machine['jax']}, Python {machine['python']}. Data: {result['data']}. "
-        f"Medians of {result['repetitions']} repetitions, run round-robin after a warm-up.",
+        f"Times are medians of {result['repetitions']} rounds, each running every candidate once in turn after "
+        "a warm-up; ratios are medians of the ratios within each round.",
         "",
         "| what | time | rate or ratio | target |",
         "| --- | --- | --- | --- |",

@@ -55,13 +55,7 @@ def main() -> None:
     title = f"MLP {'-'.join(map(str, experiment.sizes(args)))}, SGD, batch {args.batch_size}: learning rates"
     plots.save_png(plots.accuracy_figure(runs, title), args.out / "lr_sweep_accuracy.png")
     plots.save_png(plots.sweep_loss_figure(runs, title), args.out / "lr_sweep_loss.png")
-    seconds = {
-        "data": data_seconds,
-        "compile": history.compile_seconds,
-        "train": history.train_seconds,
-        "eval": history.eval_seconds,
-        "total": time.perf_counter() - started,
-    }
+    seconds = experiment.seconds(started, data_seconds, history)
     experiment.write_json(args.out / "lr_sweep.json", experiment.metrics_document(args, runs, seconds))
     finals = ", ".join(
         f"{run['learning_rate']:g}: " + ("diverged" if run["diverged_at_epoch"] else f"{run['epochs'][-1]['test_accuracy']:.2%}")

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -155,3 +156,14 @@ def write_json(path: Path, document: dict) -> None:
 def metrics_document(args, runs: Sequence[dict], seconds: dict) -> dict:
     """The output contract: config, environment, runs, seconds."""
     return {"config": config(args), "environment": environment(), "runs": list(runs), "seconds": seconds}
+
+
+def seconds(started: float, data_seconds: float, history) -> dict:
+    """The JSON's "seconds": data, compile, train, eval, and the total since `started` (perf_counter)."""
+    return {
+        "data": data_seconds,
+        "compile": history.compile_seconds,
+        "train": history.train_seconds,
+        "eval": history.eval_seconds,
+        "total": time.perf_counter() - started,
+    }

@@ -16,7 +16,7 @@ import numpy as np
 
 from fmlp import mlp
 from fmlp.layers import Dense
-from fmlp.train import EpochMetrics, TrainState, epoch_batch_indices, evaluate, sgd_over_batches, sgd_step
+from fmlp.train import EpochMetrics, TrainState, epoch_batch_indices, evaluate, sgd_over_batches, sgd_step, timed
 
 
 class SweepState(NamedTuple):
@@ -150,12 +150,10 @@ def fit_sweep(
     diverged_at: list[int | None] = [None] * len(learning_rates)
     train_seconds = eval_seconds = 0.0
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        sweep, metrics = jax.block_until_ready(epoch_fn(sweep, train_images, train_labels, rates))
-        train_seconds += time.perf_counter() - start
-        start = time.perf_counter()
-        test_loss, test_accuracy = jax.block_until_ready(eval_fn(sweep.params, test_images, test_labels))
-        eval_seconds += time.perf_counter() - start
+        (sweep, metrics), seconds = timed(epoch_fn, sweep, train_images, train_labels, rates)
+        train_seconds += seconds
+        (test_loss, test_accuracy), seconds = timed(eval_fn, sweep.params, test_images, test_labels)
+        eval_seconds += seconds
 
         diverged = np.asarray(sweep.diverged)
         columns = [np.asarray(a) for a in (metrics.loss, metrics.accuracy, test_loss, test_accuracy)]

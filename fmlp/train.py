@@ -149,6 +149,13 @@ def evaluate(
     return loss_sum / num_examples, correct / num_examples
 
 
+def timed(function: Callable, *args):
+    """(function(*args), wall seconds), waiting for the device to finish the result."""
+    start = time.perf_counter()
+    result = jax.block_until_ready(function(*args))
+    return result, time.perf_counter() - start
+
+
 def fit(
     state: TrainState,
     train_images: jax.Array,
@@ -170,12 +177,10 @@ def fit(
 
     records, train_seconds, eval_seconds = [], 0.0, 0.0
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        state, metrics = jax.block_until_ready(epoch_fn(state, train_images, train_labels, learning_rate))
-        train_seconds += time.perf_counter() - start
-        start = time.perf_counter()
-        test_loss, test_accuracy = jax.block_until_ready(eval_fn(state.params, test_images, test_labels))
-        eval_seconds += time.perf_counter() - start
+        (state, metrics), seconds = timed(epoch_fn, state, train_images, train_labels, learning_rate)
+        train_seconds += seconds
+        (test_loss, test_accuracy), seconds = timed(eval_fn, state.params, test_images, test_labels)
+        eval_seconds += seconds
         record = EpochRecord(
             epoch, float(metrics.loss), float(metrics.accuracy), float(test_loss), float(test_accuracy)
         )
