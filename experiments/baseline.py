@@ -1,7 +1,7 @@
 """Trains the reference MLP (784-512-128-10, sigmoid, softmax) on MNIST with SGD; writes metrics and plots.
 
-    python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed 1 -> figures/
-    python experiments/baseline.py --epochs 3 --train-limit 5000 --out /tmp/quick
+python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed 1 -> figures/
+python experiments/baseline.py --epochs 3 --train-limit 5000 --out /tmp/quick
 """
 
 import time
@@ -15,7 +15,9 @@ def main() -> None:
     started = time.perf_counter()
     parser = experiment.parser(__doc__.splitlines()[0])
     parser.add_argument("--lr", type=experiment.positive_float, default=0.1, help="learning rate (default 0.1)")
-    parser.add_argument("--save-params", type=experiment.Path, default=None, help="write the final parameters to this .npz")
+    parser.add_argument(
+        "--save-params", type=experiment.Path, default=None, help="write the final parameters to this .npz"
+    )
     args = parser.parse_args()
     experiment.check_args(parser, args)
 
@@ -25,7 +27,11 @@ def main() -> None:
     with tqdm(total=args.epochs, desc="epochs", disable=args.quiet) as bar:
 
         def show(record: train.EpochRecord) -> None:
-            bar.set_postfix(train_loss=f"{record.train_loss:.4f}", test_loss=f"{record.test_loss:.4f}", test_acc=f"{record.test_accuracy:.2%}")
+            bar.set_postfix(
+                train_loss=f"{record.train_loss:.4f}",
+                test_loss=f"{record.test_loss:.4f}",
+                test_acc=f"{record.test_accuracy:.2%}",
+            )
             bar.update()
 
         state, history = train.fit(

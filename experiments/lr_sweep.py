@@ -1,7 +1,7 @@
 """Trains the reference MLP at several learning rates at once (one vmapped program); writes metrics and plots.
 
-    python experiments/lr_sweep.py                     # 1.0,0.5,0.1,0.05,0.01,0.005,0.001, 30 epochs -> figures/
-    python experiments/lr_sweep.py --lrs 1.0,0.1,0.01 --epochs 5
+python experiments/lr_sweep.py                     # 1.0,0.5,0.1,0.05,0.01,0.005,0.001, 30 epochs -> figures/
+python experiments/lr_sweep.py --lrs 1.0,0.1,0.01 --epochs 5
 """
 
 import time
@@ -32,7 +32,9 @@ def main() -> None:
 
         def show(epoch: int, records: tuple[sweep.SweepRecord, ...]) -> None:
             accuracies = [r.test_accuracy for r in records if r.test_accuracy is not None]
-            bar.set_postfix(best_test_acc=f"{max(accuracies):.2%}" if accuracies else "n/a", diverged=len(records) - len(accuracies))
+            bar.set_postfix(
+                best_test_acc=f"{max(accuracies):.2%}" if accuracies else "n/a", diverged=len(records) - len(accuracies)
+            )
             bar.update()
 
         _, history = sweep.fit_sweep(
@@ -58,10 +60,12 @@ def main() -> None:
     seconds = experiment.seconds(started, data_seconds, history)
     experiment.write_json(args.out / "lr_sweep.json", experiment.metrics_document(args, runs, seconds))
     finals = ", ".join(
-        f"{run['learning_rate']:g}: " + ("diverged" if run["diverged_at_epoch"] else f"{run['epochs'][-1]['test_accuracy']:.2%}")
+        f"{run['learning_rate']:g}: "
+        + ("diverged" if run["diverged_at_epoch"] else f"{run['epochs'][-1]['test_accuracy']:.2%}")
         for run in runs
     )
-    print(f"final test accuracy by learning rate: {finals}; total {seconds['total']:.1f} s; wrote {args.out / 'lr_sweep.json'}")
+    print(f"final test accuracy by learning rate: {finals}; total {seconds['total']:.1f} s")
+    print(f"wrote {args.out / 'lr_sweep.json'}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--hidden", type=positive_int_list, default=[512, 128], help="hidden layer widths (default 512,128)"
     )
-    parser.add_argument("--out", type=Path, default=Path("figures"), help="folder for the JSON and PNGs (default figures)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("figures"), help="folder for the JSON and PNGs (default figures)"
+    )
     parser.add_argument(
         "--train-limit", type=positive_int, default=None, help="train on the first N training images only"
     )

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fmlp.io import atomic_path
 from fmlp.layers import (
     Dense,
     dense_forward,
@@ -23,7 +24,6 @@ from fmlp.layers import (
     softmax_cross_entropy,
     softmax_cross_entropy_backward,
 )
-from fmlp.io import atomic_path
 
 Params = tuple[Dense, ...]
 # activations[i] is the input of layer i: (images, h1, ..., h_{L-1}), followed by the output probabilities.
@@ -96,9 +96,7 @@ def loss_and_grads(params: Params, images: jax.Array, labels: jax.Array) -> tupl
     return loss, grads
 
 
-def loss_grads_and_probs(
-    params: Params, images: jax.Array, labels: jax.Array
-) -> tuple[jax.Array, Params, jax.Array]:
+def loss_grads_and_probs(params: Params, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, Params, jax.Array]:
     """`loss_and_grads` that also returns the probabilities (B, C) of the same forward pass."""
     logits, layer_inputs = forward_logits(params, images)
     loss, probs = softmax_cross_entropy(logits, labels)
@@ -119,6 +117,4 @@ def load(path: str | os.PathLike) -> Params:
     """Reads params written by `save`."""
     with np.load(path) as arrays:
         num_layers = len(arrays.files) // 2
-        return tuple(
-            Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(num_layers)
-        )
+        return tuple(Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(num_layers))

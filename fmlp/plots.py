@@ -7,12 +7,13 @@ threads, and nothing is shown or kept alive behind the caller's back.
 import os
 from collections.abc import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fmlp.io import atomic_path
 
 
-def _epochs_axes(title: str, ylabel: str) -> tuple[Figure, "matplotlib.axes.Axes"]:
+def _epochs_axes(title: str, ylabel: str) -> tuple[Figure, Axes]:
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     axes = figure.add_subplot()
     axes.set_title(title)
@@ -38,7 +39,9 @@ def _run_label(run: dict) -> str:
 def loss_figure(run: dict, title: str) -> Figure:
     """Train and test loss of one run over epochs. run: an entry of the metrics JSON's "runs"."""
     figure, axes = _epochs_axes(title, "mean cross-entropy")
-    axes.plot(*_series(run["epochs"], "train_loss"), marker="o", markersize=3, label="train (mean over the epoch's batches)")
+    axes.plot(
+        *_series(run["epochs"], "train_loss"), marker="o", markersize=3, label="train (mean over the epoch's batches)"
+    )
     axes.plot(*_series(run["epochs"], "test_loss"), marker="o", markersize=3, label="test (after the epoch)")
     axes.legend()
     return figure

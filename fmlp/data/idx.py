@@ -1,0 +1,69 @@
+"""MNIST from the four standard IDX files (raw or gzip), parsed strictly."""
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fmlp.data.core import IDX_HINT, MNIST, DataError, check
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_UBYTE = 0x08
+
+
+def _find_idx_file(data_dir: Path, name: str) -> Path:
+    for candidate in (data_dir / name, data_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"idx: {data_dir / name} (or {name}.gz) not found; {IDX_HINT}")
+
+
+def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
+    """Parses one IDX file (raw or gzip) of unsigned bytes, strictly.
+
+    Header: two zero bytes, the dtype code (0x08 = ubyte), the number of dimensions, then each
+    dimension as a big-endian uint32; the payload must hold exactly the product of the dimensions.
+    """
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise DataError(f"idx: cannot read {path}: {error}") from error
+    if len(raw) < 4 or raw[0:2] != b"\x00\x00":
+        raise DataError(f"idx: {path}: bad magic number {raw[:4].hex()}, expected 0000 08 0{expected_ndim}")
+    if raw[2] != IDX_UBYTE:
+        raise DataError(f"idx: {path}: dtype code 0x{raw[2]:02x}, expected 0x08 (unsigned byte)")
+    if raw[3] != expected_ndim:
+        raise DataError(f"idx: {path}: {raw[3]} dimensions, expected {expected_ndim}")
+    header_length = 4 + 4 * expected_ndim
+    if len(raw) < header_length:
+        raise DataError(f"idx: {path}: header truncated ({len(raw)} bytes, expected {header_length})")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=expected_ndim, offset=4))
+    payload = len(raw) - header_length
+    if payload != int(np.prod(shape)):
+        raise DataError(f"idx: {path}: payload of {payload} bytes, expected {int(np.prod(shape))} for shape {shape}")
+    return np.frombuffer(raw, np.uint8, offset=header_length).reshape(shape)
+
+
+def load_idx(data_dir: str | os.PathLike) -> MNIST:
+    """The four standard IDX files from data_dir, raw or .gz."""
+    directory = Path(data_dir)
+    arrays = {
+        field: read_idx(_find_idx_file(directory, name), 3 if field.endswith("images") else 1)
+        for field, name in IDX_FILES.items()
+    }
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(
+                f"idx: {directory / IDX_FILES[f'{split}_images']} holds {images.shape[0]} images but "
+                f"{directory / IDX_FILES[f'{split}_labels']} holds {labels.shape[0]} labels"
+            )
+    return check(MNIST(**arrays), f"idx ({directory})")
