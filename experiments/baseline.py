@@ -1,7 +1,7 @@
 """Trains the reference MLP (784-512-128-10, sigmoid, softmax) on MNIST with SGD; writes metrics and plots.
 
 python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed 1 -> figures/
-python experiments/baseline.py --epochs 3 --train-limit 5000 --out /tmp/quick
+python experiments/baseline.py --epochs 3 --train-limit 5000 --out quick-run
 """
 
 import time
