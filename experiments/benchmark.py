@@ -7,6 +7,7 @@ sequential epochs; prints one table and writes it to docs/ (Markdown and JSON).
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -150,7 +151,7 @@ def measure(args) -> dict:
             "device": jax.devices()[0].device_kind,
             "backend": jax.default_backend(),
             "processor": platform.processor() or platform.machine(),
-            "cpu_count": __import__("os").cpu_count(),
+            "cpu_count": os.cpu_count(),
             "jax": jax.__version__,
             "python": platform.python_version(),
         },

@@ -30,7 +30,7 @@ def main() -> None:
 
     with tqdm(total=args.epochs, desc="epochs", disable=args.quiet) as bar:
 
-        def show(epoch: int, records: tuple[sweep.SweepRecord, ...]) -> None:
+        def show(epoch: int, records: tuple[train.EpochRecord, ...]) -> None:
             accuracies = [r.test_accuracy for r in records if r.test_accuracy is not None]
             bar.set_postfix(
                 best_test_acc=f"{max(accuracies):.2%}" if accuracies else "n/a", diverged=len(records) - len(accuracies)

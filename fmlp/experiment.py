@@ -82,9 +82,9 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuses flag combinations that cannot work, before any work; exits 2 naming the flag."""
-    train_size = min(args.train_limit or MNIST_TRAIN_SIZE, MNIST_TRAIN_SIZE)
     if args.train_limit is not None and args.train_limit > MNIST_TRAIN_SIZE:
         parser.error(f"argument --train-limit: {args.train_limit} is more than the {MNIST_TRAIN_SIZE} training images")
+    train_size = args.train_limit or MNIST_TRAIN_SIZE
     if args.batch_size > train_size:
         parser.error(f"argument --batch-size: {args.batch_size} is larger than the training set ({train_size} images)")
     if args.data_source == "idx" and args.data_dir is None:

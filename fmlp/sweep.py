@@ -16,7 +16,16 @@ import numpy as np
 
 from fmlp import mlp
 from fmlp.layers import Dense
-from fmlp.train import EpochMetrics, TrainState, epoch_batch_indices, evaluate, sgd_over_batches, sgd_step, timed
+from fmlp.train import (
+    EpochMetrics,
+    EpochRecord,
+    TrainState,
+    epoch_batch_indices,
+    evaluate,
+    sgd_over_batches,
+    sgd_step,
+    timed,
+)
 
 
 class SweepState(NamedTuple):
@@ -28,21 +37,11 @@ class SweepState(NamedTuple):
     diverged: jax.Array  # bool (L,)
 
 
-class SweepRecord(NamedTuple):
-    """One epoch of one lane; metrics are None from the epoch the lane diverged on."""
-
-    epoch: int
-    train_loss: float | None
-    train_accuracy: float | None
-    test_loss: float | None
-    test_accuracy: float | None
-
-
 class SweepHistory(NamedTuple):
     """Per-lane records, the epoch each lane diverged at (None if never), and timings in seconds."""
 
     learning_rates: tuple[float, ...]
-    records: tuple[tuple[SweepRecord, ...], ...]  # [lane][epoch]
+    records: tuple[tuple[EpochRecord, ...], ...]  # [lane][epoch]
     diverged_at_epoch: tuple[int | None, ...]
     compile_seconds: float
     train_seconds: float
@@ -137,7 +136,7 @@ def fit_sweep(
     epochs: int,
     learning_rates: Sequence[float],
     batch_size: int = 64,
-    on_epoch: Callable[[int, tuple[SweepRecord, ...]], None] | None = None,
+    on_epoch: Callable[[int, tuple[EpochRecord, ...]], None] | None = None,
 ) -> tuple[SweepState, SweepHistory]:
     """Trains one lane per learning rate from `state`, evaluating every lane on the test split after
     each epoch; calls on_epoch(epoch, records of all lanes)."""
@@ -163,7 +162,7 @@ def fit_sweep(
             if diverged[lane] and diverged_at[lane] is None:
                 diverged_at[lane] = epoch
             values = [None if diverged[lane] else float(column[lane]) for column in columns]
-            records[lane].append(SweepRecord(epoch, *values))
+            records[lane].append(EpochRecord(epoch, *values))
         if on_epoch is not None:
             on_epoch(epoch, tuple(lane_records[-1] for lane_records in records))
     history = SweepHistory(

@@ -28,13 +28,13 @@ class EpochMetrics(NamedTuple):
 
 
 class EpochRecord(NamedTuple):
-    """One epoch of history, as plain Python numbers."""
+    """One epoch of history, as plain Python numbers; None in a sweep lane from the epoch it diverged."""
 
     epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
+    train_loss: float | None
+    train_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
 
 
 class History(NamedTuple):
