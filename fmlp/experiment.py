@@ -117,12 +117,12 @@ def load_splits(args: argparse.Namespace) -> Splits:
         mnist = data.load_mnist(args.data_source, args.data_dir)
     except data.DataError as error:
         sys.exit(f"error: {error}")
-    limit = args.train_limit or len(mnist.train_images)
-    if args.batch_size > min(limit, len(mnist.train_images)):
-        sys.exit(f"error: --batch-size {args.batch_size} is larger than the {len(mnist.train_images)} training images")
+    train_images, train_labels = mnist.train_images[: args.train_limit], mnist.train_labels[: args.train_limit]
+    if args.batch_size > len(train_images):
+        sys.exit(f"error: --batch-size {args.batch_size} is larger than the {len(train_images)} training images")
     return Splits(
-        jnp.asarray(data.normalize(mnist.train_images[:limit])),
-        jnp.asarray(mnist.train_labels[:limit].astype(np.int32)),
+        jnp.asarray(data.normalize(train_images)),
+        jnp.asarray(train_labels.astype(np.int32)),
         jnp.asarray(data.normalize(mnist.test_images)),
         jnp.asarray(mnist.test_labels.astype(np.int32)),
     )

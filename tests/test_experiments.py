@@ -47,7 +47,10 @@ def run_script(script: Path, *flags: str) -> int:
         runpy.run_path(str(script), run_name="__main__")
         return 0
     except SystemExit as exit:
-        return exit.code if isinstance(exit.code, int) else 1
+        if isinstance(exit.code, int):
+            return exit.code
+        print(exit.code, file=sys.stderr)  # as the interpreter does with sys.exit("message")
+        return 1
     finally:
         sys.argv = argv
 
@@ -158,3 +161,10 @@ def test_unwritable_out_exits_2(tmp_path, capsys):
     assert run_script(BASELINE, "--out", str(blocker / "figures"), "--quiet") == 2
     assert "argument --out" in capsys.readouterr().err
     assert blocker.read_text() == "not a folder"
+
+
+def test_batch_larger_than_a_small_idx_set_is_refused_after_loading(idx_dir, tmp_path, capsys):
+    # 650 passes the flag checks (MNIST has 60000 images); the IDX folder holds only 600.
+    assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--batch-size", "650")) == 1
+    assert "--batch-size 650 is larger than the 600 training images" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "baseline.json").exists()
