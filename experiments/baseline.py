@@ -4,61 +4,35 @@ python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed
 python experiments/baseline.py --epochs 3 --train-limit 5000 --out quick-run
 """
 
-import time
+from pathlib import Path
 
-from tqdm import tqdm
-
-from fmlp import experiment, mlp, plots, train
+from fmlp import flags
 
 
 def main() -> None:
-    started = time.perf_counter()
-    parser = experiment.parser(__doc__.splitlines()[0])
-    parser.add_argument("--lr", type=experiment.positive_float, default=0.1, help="learning rate (default 0.1)")
-    parser.add_argument(
-        "--save-params", type=experiment.Path, default=None, help="write the final parameters to this .npz"
-    )
+    parser = flags.parser(__doc__.splitlines()[0])
+    parser.add_argument("--lr", type=flags.learning_rate, default=0.1, help="learning rate (default 0.1)")
+    parser.add_argument("--save-params", type=Path, default=None, help="write the final parameters to this .npz")
     args = parser.parse_args()
-    experiment.check_args(parser, args)
+    flags.check_args(parser, args)
 
-    splits = experiment.load_splits(args)
-    data_seconds = time.perf_counter() - started
+    # Imported only now, so that --help and refused flags answer without loading JAX.
+    from fmlp import experiment, lanes, plots
 
-    with tqdm(total=args.epochs, desc="epochs", disable=args.quiet) as bar:
+    def figures(runs, title):
+        return {
+            "baseline_loss.png": plots.loss_figure(runs, title),
+            "baseline_accuracy.png": plots.accuracy_figure(runs, title),
+        }
 
-        def show(record: train.EpochRecord) -> None:
-            bar.set_postfix(
-                train_loss=f"{record.train_loss:.4f}",
-                test_loss=f"{record.test_loss:.4f}",
-                test_acc=f"{record.test_accuracy:.2%}",
-            )
-            bar.update()
-
-        state, history = train.fit(
-            train.init_state(args.seed, experiment.sizes(args)),
-            *splits,
-            epochs=args.epochs,
-            learning_rate=args.lr,
-            batch_size=args.batch_size,
-            on_epoch=show,
-        )
-
-    run = {
-        "learning_rate": args.lr,
-        "diverged_at_epoch": None,
-        "epochs": [record._asdict() for record in history.records],
-    }
-    title = f"MLP {'-'.join(map(str, experiment.sizes(args)))}, SGD lr {args.lr:g}, batch {args.batch_size}"
-    plots.save_png(plots.loss_figure(run, title), args.out / "baseline_loss.png")
-    plots.save_png(plots.accuracy_figure([run], title), args.out / "baseline_accuracy.png")
-    if args.save_params is not None:
-        mlp.save(args.save_params, state.params)
-    seconds = experiment.seconds(started, data_seconds, history)
-    experiment.write_json(args.out / "baseline.json", experiment.metrics_document(args, [run], seconds))
-    final = history.records[-1]
-    print(
-        f"final test accuracy {final.test_accuracy:.2%}, test loss {final.test_loss:.4f} after {args.epochs} epochs; "
-        f"total {seconds['total']:.1f} s (train {seconds['train']:.1f} s); wrote {args.out / 'baseline.json'}"
+    sizes = "-".join(map(str, flags.sizes(args)))
+    plan = experiment.Plan(
+        "baseline", (args.lr,), (args.seed,), figures, f"MLP {sizes}, SGD lr {args.lr:g}, batch {args.batch_size}"
+    )
+    experiment.run(
+        args,
+        plan,
+        lambda state: {} if args.save_params is None else {args.save_params: lanes.final_params(state, 0)},
     )
 
 

@@ -1,171 +1,149 @@
-"""What the experiment scripts share: flags and their checks, loading data, and the metrics JSON."""
+"""One experiment from checked flags: load MNIST, train the lanes with a progress bar, stop cleanly on
+a signal, and write the plots, the parameters and the metrics JSON (last, so its presence means the
+rest is there). Both scripts are this, with their own lanes and figures."""
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
-import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-from fmlp import data
-from fmlp.io import atomic_path
+from fmlp import data, flags, interrupts, lanes, mlp, outputs, plots
+from fmlp.splits import device_splits
+from fmlp.train import Config
 
-MNIST_TRAIN_SIZE = 60000
+
+class Plan(NamedTuple):
+    """What a script trains and draws."""
+
+    name: str  # stem of the JSON file, e.g. "baseline"
+    learning_rates: tuple[float, ...]  # per lane
+    seeds: tuple[int, ...]  # per lane
+    figures: Callable[[list[dict], str], dict[str, Figure]]  # (runs, title) -> {file name: figure}
+    title: str
 
 
-def _positive(kind: type, value: str, what: str):
+def say(message: str) -> None:
+    """One line for the user, on stderr beside the progress bar."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
+    """MNIST from the data flags; exits 1 with the reason on a data failure."""
     try:
-        number = kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
-    if not number > 0 or number != number or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value!r} is not {what}")
-    return number
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _positive(int, value, "a positive integer")
-
-
-def positive_float(value: str) -> float:
-    """argparse type: a finite number > 0."""
-    return _positive(float, value, "a positive finite number")
-
-
-def _positive_list(value: str, parse, what: str) -> list:
-    try:
-        return [parse(part.strip()) for part in value.split(",")]
-    except argparse.ArgumentTypeError as error:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of {what}: {error}") from None
-
-
-def positive_float_list(value: str) -> list[float]:
-    """argparse type: comma-separated positive numbers, e.g. 1.0,0.1,0.01."""
-    return _positive_list(value, positive_float, "positive numbers")
-
-
-def positive_int_list(value: str) -> list[int]:
-    """argparse type: comma-separated positive integers, e.g. 512,128."""
-    return _positive_list(value, positive_int, "positive integers")
-
-
-def parser(description: str) -> argparse.ArgumentParser:
-    """The flags both scripts take; each script adds its learning-rate flag."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
-    parser.add_argument("--batch-size", type=positive_int, default=64, help="minibatch size (default 64)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the initial weights and the shuffles (default 1)")
-    parser.add_argument(
-        "--hidden", type=positive_int_list, default=[512, 128], help="hidden layer widths (default 512,128)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("figures"), help="folder for the JSON and PNGs (default figures)"
-    )
-    parser.add_argument(
-        "--train-limit", type=positive_int, default=None, help="train on the first N training images only"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--data-source", choices=data.SOURCES, default="auto", help="where MNIST comes from (default auto)"
-    )
-    parser.add_argument("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
-    return parser
-
-
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuses flag combinations that cannot work, before any work; exits 2 naming the flag."""
-    if args.train_limit is not None and args.train_limit > MNIST_TRAIN_SIZE:
-        parser.error(f"argument --train-limit: {args.train_limit} is more than the {MNIST_TRAIN_SIZE} training images")
-    train_size = args.train_limit or MNIST_TRAIN_SIZE
-    if args.batch_size > train_size:
-        parser.error(f"argument --batch-size: {args.batch_size} is larger than the training set ({train_size} images)")
-    if args.data_source == "idx" and args.data_dir is None:
-        parser.error("argument --data-dir: --data-source idx needs the folder of the four IDX files")
-    check_out_dir(parser, args.out, "--out")
-
-
-def check_out_dir(parser: argparse.ArgumentParser, out: Path, flag: str) -> None:
-    """Creates the output folder if needed; exits 2 naming the flag if it cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        parser.error(f"argument {flag}: cannot create {str(out)!r}: {error.strerror}")
-    if not out.is_dir() or not os.access(out, os.W_OK):
-        parser.error(f"argument {flag}: {str(out)!r} is not a writable folder")
-
-
-class Splits(NamedTuple):
-    """Normalized MNIST on the default device: images float32 (N, 784), labels int32 (N,)."""
-
-    train_images: jax.Array
-    train_labels: jax.Array
-    test_images: jax.Array
-    test_labels: jax.Array
-
-
-def load_splits(args: argparse.Namespace) -> Splits:
-    """MNIST from the data flags, normalized and put on the device once. Exits 1 on a data failure."""
-    try:
-        mnist = data.load_mnist(args.data_source, args.data_dir)
+        mnist, origin = data.load(args.data_source, args.data_dir, timeout=args.download_timeout, say=say)
     except data.DataError as error:
         sys.exit(f"error: {error}")
-    train_images, train_labels = mnist.train_images[: args.train_limit], mnist.train_labels[: args.train_limit]
-    if args.batch_size > len(train_images):
-        sys.exit(f"error: --batch-size {args.batch_size} is larger than the {len(train_images)} training images")
-    return Splits(
-        jnp.asarray(data.normalize(train_images)),
-        jnp.asarray(train_labels.astype(np.int32)),
-        jnp.asarray(data.normalize(mnist.test_images)),
-        jnp.asarray(mnist.test_labels.astype(np.int32)),
+    say(f"MNIST from {origin.source}" + (f" ({origin.path})" if origin.path else ""))
+    available = min(args.train_limit or len(mnist.train_images), len(mnist.train_images)) - args.validation
+    if args.batch_size > available:
+        sys.exit(f"error: --batch-size {args.batch_size} is larger than the {available} training images")
+    return mnist, origin
+
+
+def config(args: argparse.Namespace, num_lanes: int) -> Config:
+    """The static training options from the flags; lanes train one at a time on a CPU, together elsewhere."""
+    default_group = 1 if jax.default_backend() == "cpu" else num_lanes
+    return Config(
+        sizes=flags.sizes(args),
+        batch_size=args.batch_size,
+        lane_group=args.lane_group or default_group,
+        patience=args.early_stop,
     )
 
 
-def sizes(args: argparse.Namespace) -> tuple[int, ...]:
-    """Layer widths: 784 inputs, the --hidden widths, 10 classes."""
-    return (784, *args.hidden, 10)
+def _progress(bar: tqdm, control: interrupts.Control) -> Callable:
+    def on_epoch(epoch: int, records: tuple[lanes.EpochRecord, ...]) -> None:
+        control.keep.set()  # from now on an interrupt keeps the finished epochs
+        accuracies = [r.test_accuracy for r in records if r.test_accuracy is not None]
+        bar.set_postfix(
+            best_test_acc=f"{max(accuracies):.2%}" if accuracies else "n/a", frozen=len(records) - len(accuracies)
+        )
+        bar.update()
+
+    return on_epoch
 
 
-def environment() -> dict:
-    """Versions and the device the run used."""
-    return {
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "device_count": jax.device_count(),
-        "device": jax.devices()[0].device_kind,
-        "python": platform.python_version(),
-    }
+def _report(runs: list[dict]) -> None:
+    """One line per noteworthy run: diverged, not learning, stopped early."""
+    for run in runs:
+        name = f"lr {run['learning_rate']:g}, seed {run['seed']}"
+        if run["diverged_at_epoch"] is not None:
+            say(
+                f"{name}: diverged at epoch {run['diverged_at_epoch']} (non-finite loss or parameters); "
+                "stopped there, its later values are null"
+            )
+        elif run["not_learning"]:
+            say(f"warning: {name}: not learning (test loss above 10 ln 10 = {outputs.NOT_LEARNING_LOSS:.1f})")
 
 
-def config(args: argparse.Namespace) -> dict:
-    """Every flag's value, JSON-ready."""
-    return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+def write(plan: Plan, args, runs: list[dict], document: dict, params: dict) -> None:
+    """The PNGs, the parameter files, then the JSON; creates the output folders only now."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    for file_name, figure in plan.figures(runs, plan.title).items():
+        plots.save_png(figure, args.out / file_name)
+    for path, lane_params in params.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mlp.save(path, lane_params)
+    outputs.write_json(args.out / f"{plan.name}.json", document)
 
 
-def write_json(path: Path, document: dict) -> None:
-    """Writes document as indented JSON via a temporary file and a rename."""
-    with atomic_path(path) as temp_path:
-        temp_path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
+    """Runs the plan; exits with 128 + the signal number if a signal ended it early."""
+    started = time.perf_counter()
+
+    def work(control: interrupts.Control) -> None:
+        mnist, origin = load(args)
+        splits = device_splits(mnist, args.train_limit, args.validation)
+        data_seconds = time.perf_counter() - started
+        with tqdm(total=args.epochs, desc="epochs", disable=args.quiet) as bar:
+            state, history = lanes.fit(
+                config(args, len(plan.seeds)),
+                splits,
+                learning_rates=plan.learning_rates,
+                seeds=plan.seeds,
+                epochs=args.epochs,
+                on_epoch=_progress(bar, control),
+                should_stop=control.stop.is_set,
+            )
+        interrupted = control.stop.is_set()
+        runs = outputs.runs(history, args.early_stop is not None)
+        seconds = outputs.seconds(started, data_seconds, history)
+        document = outputs.document(args, runs, seconds, origin, interrupted)
+        write(plan, args, runs, document, save_params(state))
+        _report(runs)
+        epochs_run = max(len(r) for r in history.records)
+        if interrupted:
+            say(f"interrupted after {epochs_run} of {args.epochs} epochs; wrote {args.out / (plan.name + '.json')}")
+        else:
+            print(summary_line(document, epochs_run, args))
+
+    status = interrupts.exit_status(interrupts.run(work))
+    if status is not None:
+        sys.exit(status)
 
 
-def metrics_document(args, runs: Sequence[dict], seconds: dict) -> dict:
-    """The output contract: config, environment, runs, seconds."""
-    return {"config": config(args), "environment": environment(), "runs": list(runs), "seconds": seconds}
-
-
-def seconds(started: float, data_seconds: float, history) -> dict:
-    """The JSON's "seconds": data, compile, train, eval, and the total since `started` (perf_counter)."""
-    return {
-        "data": data_seconds,
-        "compile": history.compile_seconds,
-        "train": history.train_seconds,
-        "eval": history.eval_seconds,
-        "total": time.perf_counter() - started,
-    }
+def summary_line(document: dict, epochs_run: int, args: argparse.Namespace) -> str:
+    """What the run found, in one or two lines."""
+    parts = []
+    for row in document["summary"]:
+        final = row["final_test_accuracy"]
+        if final["n"] == 0:
+            parts.append(f"{row['learning_rate']:g}: diverged")
+        elif final["std"] is None:
+            parts.append(f"{row['learning_rate']:g}: {final['mean']:.2%}")
+        else:
+            parts.append(f"{row['learning_rate']:g}: {final['mean']:.2%} ± {final['std']:.2%}")
+    line = f"final test accuracy by learning rate after {epochs_run} epochs: " + ", ".join(parts)
+    selected = document["selected"]
+    if selected is not None:
+        line += (
+            f"\nselected on validation: lr {selected['learning_rate']:g}, epoch {selected['epoch']} "
+            f"(validation accuracy {selected['val_accuracy']:.2%}); its test accuracy {selected['test_accuracy']:.2%}"
+        )
+    seconds = document["seconds"]
+    return line + f"\ntotal {seconds['total']:.1f} s (train {seconds['train']:.1f} s); wrote {args.out}"

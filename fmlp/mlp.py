@@ -6,6 +6,7 @@ w shapes (784, 512), (512, 128), (128, 10); b shapes (512,), (128,), (10,).
 
 import functools
 import os
+import zipfile
 from collections.abc import Sequence
 
 import jax
@@ -113,8 +114,37 @@ def save(path: str | os.PathLike, params: Params) -> None:
         np.savez(file, **arrays)
 
 
+def _check_saved(path: str | os.PathLike, arrays: dict) -> None:
+    """Refuses anything `save` would not have written: keys, dtypes, ranks, shapes that chain."""
+    num_layers = len(arrays) // 2
+    expected = {f"{kind}{i}" for i in range(num_layers) for kind in "wb"}
+    if num_layers == 0 or set(arrays) != expected:
+        raise ValueError(
+            f"{path}: holds arrays {sorted(arrays) or 'none'}; "
+            "expected w0, b0, ..., w(L-1), b(L-1) as written by fmlp.mlp.save"
+        )
+    for i in range(num_layers):
+        w, b = arrays[f"w{i}"], arrays[f"b{i}"]
+        if not (np.issubdtype(w.dtype, np.floating) and np.issubdtype(b.dtype, np.floating)):
+            raise ValueError(f"{path}: layer {i} has dtypes {w.dtype} and {b.dtype}; expected floats")
+        if w.ndim != 2 or b.shape != w.shape[1:]:
+            raise ValueError(f"{path}: layer {i} has w{i} {w.shape} and b{i} {b.shape}; expected (I, O) and (O,)")
+        if i > 0 and w.shape[0] != arrays[f"w{i - 1}"].shape[1]:
+            raise ValueError(
+                f"{path}: w{i} {w.shape} does not chain: layer {i - 1} has {arrays[f'w{i - 1}'].shape[1]} outputs"
+            )
+
+
 def load(path: str | os.PathLike) -> Params:
-    """Reads params written by `save`."""
-    with np.load(path) as arrays:
-        num_layers = len(arrays.files) // 2
-        return tuple(Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(num_layers))
+    """Reads params written by `save`; anything else is a ValueError naming the file and the problem."""
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not an .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as file:
+            arrays = {name: file[name] for name in file.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: cannot read its arrays ({error})") from error
+    _check_saved(path, arrays)
+    return tuple(Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(len(arrays) // 2))

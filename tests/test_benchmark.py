@@ -21,8 +21,13 @@ def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
         "epoch",
         "autodiff_epoch",
         "sweep_epoch",
+        "sweep_epoch_vmap",
+        "grid_epoch",
+        "grid_eval",
         "eval",
         "compile_epoch",
         "compile_sweep",
+        "compile_grid",
     }
+    assert 0 < result["grid_over_sequential"] and 0 < result["grid_eval_over_grid_epoch"]
     assert "| training epoch, hand-written backward |" in (tmp_path / "benchmarks.md").read_text()

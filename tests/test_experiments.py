@@ -60,18 +60,25 @@ def tiny(idx_dir: Path, out: Path, *extra: str) -> list[str]:
             "--data-dir", str(idx_dir), "--out", str(out), *extra]  # fmt: skip
 
 
+RUN_KEYS = {"learning_rate", "seed", "diverged_at_epoch", "stopped_at_epoch", "best_epoch", "final", "not_learning",
+            "epochs"}  # fmt: skip
+EPOCH_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy"}
+
+
 def check_contract(document: dict, num_runs: int, epochs: int) -> None:
-    assert set(document) == {"config", "environment", "runs", "seconds"}
+    assert set(document) == {"config", "environment", "data", "interrupted", "runs", "summary", "summary_interval",
+                             "selected", "seconds"}  # fmt: skip
     assert {"jax", "backend", "device_count", "python"} <= set(document["environment"])
     assert set(document["seconds"]) == {"data", "compile", "train", "eval", "total"}
     assert all(value > 0 for value in document["seconds"].values())
     assert document["seconds"]["total"] >= document["seconds"]["train"] + document["seconds"]["eval"]
     assert len(document["runs"]) == num_runs
     for run in document["runs"]:
-        assert set(run) == {"learning_rate", "diverged_at_epoch", "epochs"}
-        assert [e["epoch"] for e in run["epochs"]] == list(range(1, epochs + 1))
+        assert set(run) == RUN_KEYS
+        ran = epochs if run["diverged_at_epoch"] is None or num_runs > 1 else run["diverged_at_epoch"]
+        assert [e["epoch"] for e in run["epochs"]] == list(range(1, ran + 1))
         for epoch in run["epochs"]:
-            assert set(epoch) == {"epoch", "train_loss", "test_loss", "test_accuracy", "train_accuracy"}
+            assert set(epoch) == EPOCH_KEYS
             if run["diverged_at_epoch"] is None or epoch["epoch"] < run["diverged_at_epoch"]:
                 assert 0 <= epoch["test_accuracy"] <= 1 and 0 <= epoch["train_accuracy"] <= 1
 
@@ -124,7 +131,8 @@ def test_sweep_writes_the_contract_and_flags_divergence(idx_dir, tmp_path):
     assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "single", "--lr", "0.5")) == 0
     single = json.loads((tmp_path / "single" / "baseline.json").read_text())["runs"][0]["epochs"]
     for ours, theirs in zip(document["runs"][0]["epochs"], single):
-        np.testing.assert_allclose([ours[k] for k in sorted(ours)], [theirs[k] for k in sorted(theirs)], rtol=1e-4)
+        keys = sorted(k for k in ours if ours[k] is not None)
+        np.testing.assert_allclose([ours[k] for k in keys], [theirs[k] for k in keys], rtol=1e-4)
 
 
 BAD_FLAGS = [
@@ -141,6 +149,20 @@ BAD_FLAGS = [
     (SWEEP, ["--epochs", "two"], "--epochs"),
     (BASELINE, ["--hidden", "512,x"], "--hidden"),
     (SWEEP, ["--hidden", ""], "--hidden"),
+    (BASELINE, ["--lr", "1e39"], "--lr"),  # finite as a double, inf in float32
+    (BASELINE, ["--lr", "1e-50"], "--lr"),  # 0 in float32
+    (SWEEP, ["--lrs", "0.1,1e39"], "--lrs"),
+    (BASELINE, ["--seed", str(2**64)], "--seed"),
+    (SWEEP, ["--seed", str(2**63 - 2), "--seeds", "3"], "--seeds"),
+    (SWEEP, ["--seeds", "0"], "--seeds"),
+    (SWEEP, ["--seeds", "-2"], "--seeds"),
+    (BASELINE, ["--validation", "-5"], "--validation"),
+    (SWEEP, ["--validation", "990", "--train-limit", "1000"], "--validation"),
+    (BASELINE, ["--validation", "60000"], "--validation"),
+    (BASELINE, ["--early-stop", "3"], "--early-stop"),
+    (SWEEP, ["--early-stop", "-1", "--validation", "100"], "--early-stop"),
+    (SWEEP, ["--lane-group", "0"], "--lane-group"),
+    (BASELINE, ["--download-timeout", "0"], "--download-timeout"),
 ]
 
 
@@ -151,7 +173,7 @@ def test_bad_flags_exit_2_naming_the_flag_and_write_nothing(tmp_path, capsys, sc
     message = capsys.readouterr().err
     assert f"argument {named}" in message
     value = flags[flags.index(named) + 1]
-    assert value == "" or repr(value) in message or value in message
+    assert value in ("", "3") or repr(value) in message or value in message
     assert not out.exists()
 
 
@@ -168,3 +190,89 @@ def test_batch_larger_than_a_small_idx_set_is_refused_after_loading(idx_dir, tmp
     assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--batch-size", "650")) == 1
     assert "--batch-size 650 is larger than the 600 training images" in capsys.readouterr().err
     assert not (tmp_path / "out" / "baseline.json").exists()
+
+
+def test_empty_out_is_refused(tmp_path, capsys):
+    assert run_script(BASELINE, "--out", "", "--quiet") == 2
+    assert "argument --out" in capsys.readouterr().err
+
+
+def test_save_params_that_cannot_be_written_is_refused_before_training(idx_dir, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    flags = tiny(idx_dir, tmp_path / "out", "--save-params", str(blocker / "p.npz"))
+    assert run_script(BASELINE, *flags) == 2
+    assert "argument --save-params" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_save_params_creates_its_missing_folder(idx_dir, tmp_path):
+    path = tmp_path / "missing" / "dir" / "p.npz"
+    assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--save-params", str(path))) == 0
+    assert len(mlp.load(path)) == 3
+
+
+def test_a_data_failure_leaves_no_output_folder(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    assert run_script(BASELINE, "--quiet", "--data-source", "idx", "--data-dir", str(empty), "--out", str(out)) == 1
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_data_dir_with_auto_uses_the_idx_files_and_says_so(idx_dir, tmp_path):
+    flags = tiny(idx_dir, tmp_path / "out")
+    flags[flags.index("--data-source") + 1] = "auto"
+    assert run_script(BASELINE, *flags) == 0
+    document = json.loads((tmp_path / "out" / "baseline.json").read_text())
+    assert document["data"] == {"source": "idx", "path": str(idx_dir)}
+
+
+def test_data_dir_with_auto_and_no_data_is_refused_with_a_hint(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_script(BASELINE, "--quiet", "--data-dir", str(empty), "--out", str(tmp_path / "out")) == 1
+    assert "--data-source idx" in capsys.readouterr().err
+
+
+def test_a_diverging_baseline_stops_there_and_writes_valid_json(idx_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_script(BASELINE, *tiny(idx_dir, out, "--lr", "1e38", "--epochs", "5")) == 0
+    assert "diverged at epoch 1" in capsys.readouterr().err
+    document = json.loads((out / "baseline.json").read_text())
+    check_contract(document, num_runs=1, epochs=5)
+    run = document["runs"][0]
+    assert run["diverged_at_epoch"] == 1 and len(run["epochs"]) == 1
+    assert run["epochs"][0]["test_loss"] is None and run["final"]["test_accuracy"] is None
+    for name in ("baseline_loss.png", "baseline_accuracy.png"):
+        check_png(out / name)
+
+
+def test_seeds_validation_and_early_stop_grow_the_contract(idx_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    flags = tiny(idx_dir, out, "--lrs", "0.5,0.05", "--seeds", "3", "--validation", "100", "--early-stop", "1",
+                 "--epochs", "3")  # fmt: skip
+    assert run_script(SWEEP, *flags) == 0
+    document = json.loads((out / "lr_sweep.json").read_text())
+    runs = document["runs"]
+    assert [(run["learning_rate"], run["seed"]) for run in runs] == [(r, s) for r in (0.5, 0.05) for s in (1, 2, 3)]
+    assert all(e["val_accuracy"] is not None for run in runs for e in run["epochs"] if e["test_accuracy"] is not None)
+    summary = document["summary"]
+    assert [row["learning_rate"] for row in summary] == [0.5, 0.05]
+    finals = [run["final"]["test_accuracy"] for run in runs[:3]]
+    assert summary[0]["final_test_accuracy"]["mean"] == pytest.approx(np.mean(finals))
+    assert document["selected"]["learning_rate"] in (0.5, 0.05)
+    assert "selected on validation" in capsys.readouterr().out
+    # With early stopping, "final" is the run's best epoch by validation.
+    for run in runs:
+        assert run["final"]["epoch"] == run["best_epoch"]
+    # The 0.5 lane of seed 2 is the baseline at 0.5, seed 2, with the same validation split.
+    single = tmp_path / "single"
+    assert run_script(BASELINE, *tiny(idx_dir, single, "--lr", "0.5", "--seed", "2", "--validation", "100",
+                                      "--early-stop", "1", "--epochs", "3")) == 0  # fmt: skip
+    theirs = json.loads((single / "baseline.json").read_text())["runs"][0]
+    assert len(theirs["epochs"]) == len(runs[1]["epochs"]) or runs[1]["stopped_at_epoch"] is not None
+    for ours, reference in zip(runs[1]["epochs"], theirs["epochs"]):
+        keys = sorted(k for k in ours if ours[k] is not None)
+        np.testing.assert_allclose([ours[k] for k in keys], [reference[k] for k in keys], rtol=1e-4)

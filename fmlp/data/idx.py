@@ -24,6 +24,11 @@ def _find_idx_file(data_dir: Path, name: str) -> Path:
     raise DataError(f"idx: {data_dir / name} (or {name}.gz) not found; {IDX_HINT}")
 
 
+def idx_files_present(data_dir: Path) -> bool:
+    """Whether data_dir holds all four IDX files, raw or .gz."""
+    return all((data_dir / name).is_file() or (data_dir / f"{name}.gz").is_file() for name in IDX_FILES.values())
+
+
 def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     """Parses one IDX file (raw or gzip) of unsigned bytes, strictly.
 

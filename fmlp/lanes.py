@@ -1,0 +1,290 @@
+"""The lane program: many training runs, or one, as one compiled call per epoch.
+
+A lane is one network with its own parameters, learning rate and shuffle key; a sweep's lanes are the
+pairs (learning rate, seed), and a single run is the one-lane case. Lanes of one seed start from that
+seed's parameters and see its batches in the same order, so within a seed they differ only in rate.
+Every leaf of the state carries a leading lane axis of size L.
+
+An epoch trains the lanes in groups of `config.lane_group`: the lanes of a group run together under
+vmap, the groups one after another (`lax.map`). On a CPU one lane at a time is fastest: its 2 MB of
+weights stay in cache for the whole epoch, while a vmapped group streams every lane's weights and
+gradients through memory at every step. On a GPU one 64-row batch leaves the device mostly idle, so
+all lanes run together. The numbers do not depend on the grouping beyond float32 rounding.
+
+A lane whose loss or parameters turn non-finite is frozen at its last finite parameters and marked
+diverged. With a patience, a lane whose validation accuracy has not improved for that many epochs is
+frozen too (stopped), and keeps its best parameters. Frozen lanes leave the others untouched.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fmlp import mlp
+from fmlp.splits import Splits
+from fmlp.train import Config, EpochMetrics, evaluate, init_lane, lane_epoch
+
+
+class LaneState(NamedTuple):
+    """Everything that changes from epoch to epoch, each leaf with a leading lane axis (L, ...)."""
+
+    params: mlp.Params
+    keys: jax.Array  # (L,) RNG keys from which each lane's next shuffle is drawn
+    learning_rates: jax.Array  # (L,) float32
+    diverged: jax.Array  # (L,) bool
+    stopped: jax.Array  # (L,) bool: out of patience
+    best_params: mlp.Params | None  # params at each lane's best validation accuracy; None without patience
+    best_val_accuracy: jax.Array  # (L,) float32, -1 before the first evaluation
+    best_val_loss: jax.Array  # (L,) float32, the tie-breaker
+    epochs_since_best: jax.Array  # (L,) int32
+
+
+class EvalMetrics(NamedTuple):
+    """Evaluation of every lane after an epoch, each (L,); the validation fields are None without one."""
+
+    val_loss: jax.Array | None
+    val_accuracy: jax.Array | None
+    test_loss: jax.Array
+    test_accuracy: jax.Array
+
+
+class EpochRecord(NamedTuple):
+    """One epoch of one lane, as plain Python numbers; None where not measured (no validation split) or
+    where the lane was frozen (diverged at or before this epoch, or stopped before it)."""
+
+    epoch: int
+    train_loss: float | None
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
+
+
+class LaneHistory(NamedTuple):
+    """Per-lane records and outcomes, and where the time went (seconds, after `block_until_ready`)."""
+
+    learning_rates: tuple[float, ...]  # per lane
+    seeds: tuple[int, ...]  # per lane
+    records: tuple[tuple[EpochRecord, ...], ...]  # [lane][epoch]
+    diverged_at_epoch: tuple[int | None, ...]
+    stopped_at_epoch: tuple[int | None, ...]
+    compile_seconds: float
+    train_seconds: float
+    eval_seconds: float
+
+
+def grid(learning_rates: Sequence[float], seeds: Sequence[int]) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The lanes of a rates x seeds grid, rate-major: lane r * S + s is (rate r, seed s) -> (rates, seeds)."""
+    pairs = [(rate, seed) for rate in learning_rates for seed in seeds]
+    return tuple(float(rate) for rate, _ in pairs), tuple(int(seed) for _, seed in pairs)
+
+
+def stack(trees: Sequence) -> object:
+    """Pytrees of equal structure -> one pytree whose leaves gain a leading axis of len(trees)."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def unstack(tree, lane: int):
+    """The pytree of one lane out of lane-stacked leaves."""
+    return jax.tree.map(lambda leaf: leaf[lane], tree)
+
+
+def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[int]) -> LaneState:
+    """Lane i starts from seed seeds[i]'s parameters and shuffle key, at rate learning_rates[i]."""
+    per_seed = {seed: init_lane(seed, config.sizes) for seed in dict.fromkeys(seeds)}
+    params, keys = stack([per_seed[seed] for seed in seeds])
+    num_lanes = len(seeds)
+    no = jnp.zeros((num_lanes,), bool)
+    return LaneState(
+        params=params,
+        keys=keys,
+        learning_rates=jnp.asarray(learning_rates, jnp.float32),
+        diverged=no,
+        stopped=no,
+        best_params=params if config.patience is not None else None,
+        best_val_accuracy=jnp.full((num_lanes,), -1.0, jnp.float32),
+        best_val_loss=jnp.full((num_lanes,), jnp.inf, jnp.float32),
+        epochs_since_best=jnp.zeros((num_lanes,), jnp.int32),
+    )
+
+
+def map_lanes(function: Callable, lanes, group: int):
+    """function over the leading lane axis of every leaf of `lanes`: vmapped in groups of `group`
+    lanes, the groups one after another. group 1 is a plain loop; group >= L is one vmap."""
+    num_lanes = jax.tree.leaves(lanes)[0].shape[0]
+    if group >= num_lanes:
+        return jax.vmap(function)(lanes)
+    return jax.lax.map(function, lanes, batch_size=group if group > 1 else None)
+
+
+def _lane_where(keep: jax.Array, new, old):
+    """new where keep (L,) is true, else old, lane by lane, for lane-stacked pytrees."""
+    return jax.tree.map(lambda n, o: jnp.where(keep.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
+
+
+def _all_finite(params: mlp.Params) -> jax.Array:
+    """Per lane: whether every parameter is finite -> bool (L,)."""
+    per_leaf = [jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1) for leaf in jax.tree.leaves(params)]
+    return jnp.stack(per_leaf).all(axis=0)
+
+
+def active(state: LaneState) -> jax.Array:
+    """Lanes still training: neither diverged nor stopped -> bool (L,)."""
+    return ~(state.diverged | state.stopped)
+
+
+@partial(jax.jit, static_argnums=0)
+def train_epoch(
+    config: Config, state: LaneState, images: jax.Array, labels: jax.Array
+) -> tuple[LaneState, EpochMetrics]:
+    """One epoch of every active lane, as one compiled call. images (N, D), labels (N,).
+
+    Metrics come back per lane, (L,), NaN for frozen lanes. A frozen lane is skipped outright when
+    lanes train one at a time (under vmap the skip becomes a select).
+    """
+    training = active(state)
+
+    def one_lane(lane):
+        params, key, learning_rate, is_training = lane
+
+        def skip(_):
+            nan = jnp.full((), jnp.nan, jnp.float32)
+            return params, key, EpochMetrics(nan, nan)
+
+        return jax.lax.cond(
+            is_training, lambda _: lane_epoch(config, params, key, images, labels, learning_rate), skip, None
+        )
+
+    params, keys, metrics = map_lanes(
+        one_lane, (state.params, state.keys, state.learning_rates, training), config.lane_group
+    )
+    finite = _all_finite(params) & jnp.isfinite(metrics.loss)
+    params = _lane_where(training & finite, params, state.params)
+    diverged = state.diverged | (training & ~finite)
+    return state._replace(params=params, keys=keys, diverged=diverged), metrics
+
+
+def _evaluate_all(config: Config, params: mlp.Params, images: jax.Array, labels: jax.Array):
+    """`train.evaluate` for every lane at once -> loss (L,), accuracy (L,).
+
+    All lanes share the images, so under vmap the first layer is one wide product over all lanes.
+    """
+    return jax.vmap(partial(evaluate, chunk_size=config.eval_chunk), in_axes=(0, None, None))(params, images, labels)
+
+
+def _track_best(config: Config, state: LaneState, val_loss: jax.Array, val_accuracy: jax.Array) -> LaneState:
+    """Keeps each training lane's best parameters by validation accuracy (ties: lower loss), and stops
+    a lane after `config.patience` epochs without improvement."""
+    training = active(state)
+    improved = training & (
+        (val_accuracy > state.best_val_accuracy)
+        | ((val_accuracy == state.best_val_accuracy) & (val_loss < state.best_val_loss))
+    )
+    since = jnp.where(improved, 0, state.epochs_since_best + training.astype(jnp.int32))
+    return state._replace(
+        best_params=_lane_where(improved, state.params, state.best_params),
+        best_val_accuracy=jnp.where(improved, val_accuracy, state.best_val_accuracy),
+        best_val_loss=jnp.where(improved, val_loss, state.best_val_loss),
+        epochs_since_best=since,
+        stopped=state.stopped | (training & (since >= config.patience)),
+    )
+
+
+@partial(jax.jit, static_argnums=0)
+def evaluate_epoch(config: Config, state: LaneState, splits: Splits) -> tuple[LaneState, EvalMetrics]:
+    """Validation (if any) and test metrics of every lane, and with a patience the early-stopping
+    bookkeeping, as one compiled call."""
+    val_loss = val_accuracy = None
+    if splits.val_images is not None:
+        val_loss, val_accuracy = _evaluate_all(config, state.params, splits.val_images, splits.val_labels)
+        if config.patience is not None:
+            state = _track_best(config, state, val_loss, val_accuracy)
+    test_loss, test_accuracy = _evaluate_all(config, state.params, splits.test_images, splits.test_labels)
+    return state, EvalMetrics(val_loss, val_accuracy, test_loss, test_accuracy)
+
+
+def timed(function: Callable, *args):
+    """(function(*args), wall seconds), waiting for the device to finish the result."""
+    start = time.perf_counter()
+    result = jax.block_until_ready(function(*args))
+    return result, time.perf_counter() - start
+
+
+def _finite_or_none(column: np.ndarray | None, lane: int) -> float | None:
+    """column[lane] as a Python float; None if not measured or not finite (JSON has no NaN)."""
+    if column is None or not np.isfinite(column[lane]):
+        return None
+    return float(column[lane])
+
+
+def _host_columns(metrics: NamedTuple) -> list[np.ndarray | None]:
+    return [None if column is None else np.asarray(column) for column in metrics]
+
+
+def fit(
+    config: Config,
+    splits: Splits,
+    *,
+    learning_rates: Sequence[float],
+    seeds: Sequence[int],
+    epochs: int,
+    on_epoch: Callable[[int, tuple[EpochRecord, ...]], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[LaneState, LaneHistory]:
+    """Trains lane i at learning_rates[i] from seeds[i] for up to `epochs` epochs, evaluating after each;
+    calls on_epoch(epoch, the epoch's record of every lane). Ends early when no lane is training any
+    more, or when should_stop() turns true after an epoch."""
+    state = init_lanes(config, learning_rates, seeds)
+    start = time.perf_counter()
+    epoch_fn = train_epoch.lower(config, state, splits.train_images, splits.train_labels).compile()
+    eval_fn = evaluate_epoch.lower(config, state, splits).compile()
+    compile_seconds = time.perf_counter() - start
+
+    num_lanes = len(seeds)
+    records = [[] for _ in range(num_lanes)]
+    diverged_at: list[int | None] = [None] * num_lanes
+    stopped_at: list[int | None] = [None] * num_lanes
+    train_seconds = eval_seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        trained = np.asarray(active(state))
+        (state, metrics), seconds = timed(epoch_fn, state, splits.train_images, splits.train_labels)
+        train_seconds += seconds
+        (state, evaluation), seconds = timed(eval_fn, state, splits)
+        eval_seconds += seconds
+
+        diverged, stopped = np.asarray(state.diverged), np.asarray(state.stopped)
+        columns = _host_columns(metrics) + _host_columns(evaluation)
+        for lane in range(num_lanes):
+            measured = trained[lane] and not diverged[lane]
+            if trained[lane] and diverged[lane]:
+                diverged_at[lane] = epoch
+            if trained[lane] and stopped[lane]:
+                stopped_at[lane] = epoch
+            values = [_finite_or_none(column, lane) if measured else None for column in columns]
+            records[lane].append(EpochRecord(epoch, *values))
+        if on_epoch is not None:
+            on_epoch(epoch, tuple(lane_records[-1] for lane_records in records))
+        if not np.asarray(active(state)).any() or should_stop():
+            break
+    history = LaneHistory(
+        tuple(learning_rates),
+        tuple(seeds),
+        tuple(tuple(lane_records) for lane_records in records),
+        tuple(diverged_at),
+        tuple(stopped_at),
+        compile_seconds,
+        train_seconds,
+        eval_seconds,
+    )
+    return state, history
+
+
+def final_params(state: LaneState, lane: int) -> mlp.Params:
+    """The parameters a lane ends with: its best by validation with a patience, else its last."""
+    return unstack(state.best_params if state.best_params is not None else state.params, lane)

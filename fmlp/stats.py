@@ -1,0 +1,108 @@
+"""Summaries over seeds and the choice of learning rate and epoch on the validation split.
+
+Pure functions over the "runs" of the metrics JSON (plain dicts), so the same code reads a fresh run
+and a committed file. A run: {"learning_rate", "seed", "diverged_at_epoch", "final", "epochs": [...]},
+each epoch {"epoch", "val_loss", "val_accuracy", "test_loss", "test_accuracy", ...}, None where not measured.
+"""
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+INTERVAL = "95% Student t interval of the mean over seeds: mean ± t(0.975, n − 1) · std / √n, std with n − 1"
+
+
+def summarize(values: Sequence[float]) -> dict:
+    """n, mean, std (ddof 1), min, max and the 95% t-interval of the mean of n values.
+
+    std and the interval need n >= 2 and are None below; everything is None for n = 0.
+    """
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None, "ci95": None}
+    array = np.asarray(values, np.float64)
+    mean = float(array.mean())
+    std = float(array.std(ddof=1)) if n > 1 else None
+    interval = None
+    if std is not None:
+        half_width = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+        interval = [mean - half_width, mean + half_width]
+    return {"n": n, "mean": mean, "std": std, "min": float(array.min()), "max": float(array.max()), "ci95": interval}
+
+
+def by_rate(runs: Sequence[dict]) -> dict[float, list[dict]]:
+    """Runs grouped by learning rate, in their first-seen order."""
+    groups: dict[float, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(run["learning_rate"], []).append(run)
+    return groups
+
+
+def best_val_accuracy(run: dict) -> float | None:
+    """The run's highest validation accuracy over its epochs; None without validation."""
+    values = [e["val_accuracy"] for e in run["epochs"] if e["val_accuracy"] is not None]
+    return max(values) if values else None
+
+
+def summary(runs: Sequence[dict]) -> list[dict]:
+    """Per learning rate, over its seeds: the final test accuracy and the best validation accuracy.
+
+    Diverged runs are counted, not averaged: they have no final accuracy.
+    """
+    rows = []
+    for rate, group in by_rate(runs).items():
+        finals = [run["final"]["test_accuracy"] for run in group if run["final"]["test_accuracy"] is not None]
+        best_vals = [value for value in map(best_val_accuracy, group) if value is not None]
+        rows.append(
+            {
+                "learning_rate": rate,
+                "seeds": [run["seed"] for run in group],
+                "diverged": sum(run["diverged_at_epoch"] is not None for run in group),
+                "final_test_accuracy": summarize(finals),
+                "best_val_accuracy": summarize(best_vals) if best_vals else None,
+            }
+        )
+    return rows
+
+
+def _epoch_means(group: Sequence[dict], epoch: int) -> tuple[float, float, list[float]] | None:
+    """Mean validation accuracy and loss over the group's seeds at one epoch, and the test accuracies;
+    None unless every seed has a validation measurement at that epoch."""
+    records = [run["epochs"][epoch - 1] if epoch <= len(run["epochs"]) else None for run in group]
+    if any(r is None or r["val_accuracy"] is None or r["test_accuracy"] is None for r in records):
+        return None
+    return (
+        float(np.mean([r["val_accuracy"] for r in records])),
+        float(np.mean([r["val_loss"] for r in records])),
+        [r["test_accuracy"] for r in records],
+    )
+
+
+def select(runs: Sequence[dict]) -> dict | None:
+    """The learning rate and epoch with the highest mean validation accuracy over seeds (ties: lower mean
+    validation loss), and the test accuracy of that one choice. None without validation measurements."""
+    best = None
+    for rate, group in by_rate(runs).items():
+        for epoch in range(1, max(len(run["epochs"]) for run in group) + 1):
+            means = _epoch_means(group, epoch)
+            if means is None:
+                continue
+            rank = (means[0], -means[1])
+            if best is None or rank > best[0]:
+                best = (rank, rate, epoch, means)
+    if best is None:
+        return None
+    _, rate, epoch, (val_accuracy, val_loss, test_accuracies) = best
+    test = summarize(test_accuracies)
+    return {
+        "learning_rate": rate,
+        "epoch": epoch,
+        "val_accuracy": val_accuracy,
+        "val_loss": val_loss,
+        "test_accuracy": test["mean"],
+        "test_accuracy_ci95": test["ci95"],
+        "seeds": test["n"],
+    }

@@ -1,0 +1,123 @@
+"""SIGINT and SIGTERM end a run cleanly: finished epochs written, nothing half-written, no traceback."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fmlp import io
+
+from .test_experiments import BASELINE, idx_dir, tiny  # noqa: F401  (idx_dir is a fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Child:
+    """A subprocess whose stderr is collected by a thread, so the test can wait for what it prints."""
+
+    def __init__(self, command: list[str]):
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        self.stderr = ""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        while chunk := self.process.stderr.read(1):
+            self.stderr += chunk
+
+    def wait_for(self, pattern: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.stderr):
+            assert self.process.poll() is None, f"exited early:\n{self.stderr}"
+            assert time.monotonic() < deadline, f"no {pattern!r} in:\n{self.stderr}"
+            time.sleep(0.02)
+
+    def finish(self, timeout: float = 60.0) -> int:
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self.reader.join(5)
+        return code
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.name.endswith(".tmp")] if folder.exists() else []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_after_the_first_epoch_keeps_the_finished_epochs(idx_dir, tmp_path, signum):  # noqa: F811
+    out = tmp_path / "out"
+    flags = tiny(idx_dir, out, "--epochs", "100000")
+    flags.remove("--quiet")
+    child = Child([sys.executable, str(BASELINE), *flags])
+    child.wait_for(r"\b[1-9]\d*/100000")
+    child.process.send_signal(signum)
+    assert child.finish() == 128 + signum
+    match = re.search(r"interrupted after (\d+) of 100000 epochs", child.stderr)
+    assert match, child.stderr
+    assert "Traceback" not in child.stderr
+    document = json.loads((out / "baseline.json").read_text())
+    assert document["interrupted"] is True
+    assert len(document["runs"][0]["epochs"]) == int(match.group(1)) >= 1
+    assert (out / "baseline_loss.png").exists() and not leftovers(tmp_path)
+
+
+def test_a_signal_before_the_first_epoch_ends_at_once_and_writes_nothing(idx_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    child = Child([sys.executable, str(BASELINE), *tiny(idx_dir, out, "--epochs", "100000")])
+    child.wait_for("MNIST from idx")  # data loaded, compiling now
+    child.process.send_signal(signal.SIGINT)
+    assert child.finish() == 130
+    assert "nothing written" in child.stderr and "Traceback" not in child.stderr
+    assert not out.exists()
+
+
+def test_an_abort_removes_the_temporary_file_being_written(tmp_path):
+    target = tmp_path / "mnist.npz"
+    script = f"""
+import time
+from pathlib import Path
+from fmlp import interrupts
+from fmlp.io import atomic_path
+
+def work(control):
+    with atomic_path(Path({str(target)!r})) as temp_path:
+        temp_path.write_bytes(b"half")
+        print("writing", flush=True)
+        time.sleep(60)
+
+interrupts.run(work)
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "writing\n"
+        assert len(leftovers(tmp_path)) == 1
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(30) == 143
+    finally:
+        child.kill()
+        child.wait()
+    assert not leftovers(tmp_path) and not target.exists()
+
+
+def test_remove_pending_removes_registered_files_and_folders(tmp_path):
+    with pytest.raises(FileNotFoundError):  # the rename that follows finds nothing left to rename
+        with io.temporary_folder("fmlp-test-") as folder, io.atomic_path(tmp_path / "a.json") as temp_path:
+            temp_path.write_text("{")
+            (folder / "x").write_text("y")
+            io.remove_pending()
+            assert not temp_path.exists() and not folder.exists()
+    assert list(tmp_path.iterdir()) == []
