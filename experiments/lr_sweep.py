@@ -21,8 +21,18 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=flags.positive_int, default=1, help="seeds per rate: --seed, --seed+1, ... (default 1)"
     )
+    parser.add_argument(
+        "--save-params",
+        dest="save_params_dir",
+        type=flags.folder,
+        default=None,
+        metavar="DIR",
+        help="write each run's final parameters to DIR/lr_<rate>_seed_<seed>.npz",
+    )
     args = parser.parse_args()
     flags.check_args(parser, args)
+    if args.save_params_dir is not None and flags.can_create_folder(args.save_params_dir):
+        parser.error(f"argument --save-params: {flags.can_create_folder(args.save_params_dir)}")
     if args.seed + args.seeds - 1 > flags.SEED_MAX:
         parser.error(
             f"argument --seeds: --seed {args.seed} + {args.seeds} seeds passes the largest seed {flags.SEED_MAX}"
@@ -42,7 +52,16 @@ def main() -> None:
     plan = experiment.Plan(
         "lr_sweep", rates, seeds, figures, f"MLP {sizes}, SGD, batch {args.batch_size}: learning rates"
     )
-    experiment.run(args, plan, lambda state: {})
+
+    def save_params(state):
+        if args.save_params_dir is None:
+            return {}
+        return {
+            args.save_params_dir / f"lr_{rate:g}_seed_{seed}.npz": lanes.final_params(state, lane)
+            for lane, (rate, seed) in enumerate(zip(rates, seeds))
+        }
+
+    experiment.run(args, plan, save_params)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Measures the insides of trained networks on the MNIST test set: saturation, calibration, errors, features.
+
+python experiments/diagnose.py figures/params/lr_0.1_seed_1.npz figures/params/lr_1_seed_1.npz --out figures/diagnose
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from fmlp import flags
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("params", type=Path, nargs="+", help=".npz files written by --save-params (fmlp.mlp.save)")
+    parser.add_argument("--out", type=flags.folder, default=Path("figures/diagnose"), help="default figures/diagnose")
+    parser.add_argument("--data-source", choices=flags.SOURCES, default="auto", help="where MNIST comes from")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
+    args = parser.parse_args()
+    problem = flags.can_create_folder(args.out)
+    if problem:
+        parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
+    names = [path.stem for path in args.params]
+    if len(set(names)) != len(names):
+        parser.error("argument params: two files share a name; the figures are named after the files")
+    started = time.perf_counter()
+
+    # Imported only now, so that --help and refused flags answer without loading JAX.
+    import numpy as np
+
+    from fmlp import data, diagnostic_figures, diagnostics, mlp, outputs, plots
+    from fmlp.splits import device_splits
+
+    networks = {}
+    for name, path in zip(names, args.params):
+        try:
+            networks[name] = mlp.load(path)
+        except ValueError as error:
+            sys.exit(f"error: {error}")
+        if (networks[name][0].w.shape[0], networks[name][-1].w.shape[1]) != (784, 10):
+            sys.exit(f"error: {path}: a network of {networks[name][0].w.shape[0]} inputs and "
+                     f"{networks[name][-1].w.shape[1]} outputs, not an MNIST classifier (784 -> 10)")  # fmt: skip
+    try:
+        mnist, origin = data.load(args.data_source, args.data_dir)
+    except data.DataError as error:
+        sys.exit(f"error: {error}")
+    splits = device_splits(mnist)
+    test_labels = np.asarray(mnist.test_labels, np.int64)
+    results = {name: diagnostics.diagnose(params, splits.test_images, test_labels) for name, params in networks.items()}
+
+    figures = {
+        "diagnose_saturation.png": diagnostic_figures.saturation_figure(results),
+        "diagnose_derivative.png": diagnostic_figures.derivative_figure(results),
+        "diagnose_reliability.png": diagnostic_figures.reliability_figure(results),
+    }
+    for name, params in networks.items():
+        features, units = diagnostics.strongest_features(np.asarray(params[0].w))
+        figures[f"diagnose_confusion_{name}.png"] = diagnostic_figures.confusion_figure(name, results[name])
+        figures[f"diagnose_errors_{name}.png"] = diagnostic_figures.errors_figure(
+            name, results[name], mnist.test_images
+        )
+        figures[f"diagnose_features_{name}.png"] = diagnostic_figures.features_figure(name, features, units)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for file_name, figure in figures.items():
+        plots.save_png(figure, args.out / file_name)
+    document = {
+        "params": {name: str(path) for name, path in zip(names, args.params)},
+        "environment": outputs.environment(),
+        "data": origin._asdict(),
+        "networks": results,
+        "seconds": time.perf_counter() - started,
+    }
+    outputs.write_json(args.out / "diagnose.json", document)
+    for name, result in results.items():
+        layers = ", ".join(f"{layer['share_saturated']:.0%}" for layer in result["saturation"])
+        calibration = result["calibration"]
+        right, wrong = (
+            "n/a" if value is None else f"{value:.1%}"
+            for value in (calibration["mean_confidence_right"], calibration["mean_confidence_wrong"])
+        )
+        print(
+            f"{name}: accuracy {result['accuracy']:.2%}; saturated activations per hidden layer {layers}; "
+            f"ECE {calibration['ece']:.2%}; mean confidence right {right}, wrong {wrong}"
+        )
+    print(f"wrote {args.out / 'diagnose.json'} and {len(figures)} figures in {document['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
