@@ -3,6 +3,7 @@ a signal, and write the plots, the parameters and the metrics JSON (last, so its
 rest is there). Both scripts are this, with their own lanes and figures."""
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import jax
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from fmlp import data, flags, interrupts, lanes, mlp, outputs, plots
+from fmlp import data, distributed, flags, interrupts, lanes, mlp, outputs, plots
 from fmlp.splits import device_splits
 from fmlp.train import Config
 
@@ -46,14 +47,44 @@ def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
 
 
 def config(args: argparse.Namespace, num_lanes: int) -> Config:
-    """The static training options from the flags; lanes train one at a time on a CPU, together elsewhere."""
-    default_group = 1 if jax.default_backend() == "cpu" else num_lanes
+    """The static training options from the flags: the lanes split over every device; on each device
+    they train one at a time on a CPU, all together elsewhere."""
+    devices = min(jax.device_count(), num_lanes)
+    default_group = 1 if jax.default_backend() == "cpu" else -(-num_lanes // devices)
     return Config(
         sizes=flags.sizes(args),
         batch_size=args.batch_size,
         lane_group=args.lane_group or default_group,
         patience=args.early_stop,
+        devices=devices,
     )
+
+
+def start_processes(args: argparse.Namespace) -> None:
+    """Joins the other processes when --coordinator (or JAX_COORDINATOR_ADDRESS) asks for several;
+    exits 1 naming the address if the coordinator does not answer in time."""
+    address = args.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address is None:
+        return
+    try:
+        distributed.start(address, args.num_processes, args.process_id, args.coordinator_timeout)
+    except Exception as error:  # the runtime raises its own error types; all mean the same to the user
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        sys.exit(
+            f"error: cannot join the coordinator at {address} within {args.coordinator_timeout:g} s "
+            f"(--coordinator-timeout): {first_line}"
+        )
+
+
+def compile_cache(args: argparse.Namespace) -> None:
+    """Keeps compiled programs beside the MNIST cache (or in $JAX_COMPILATION_CACHE_DIR), so that a
+    second run of the same command skips compilation; --no-compile-cache turns it off."""
+    if args.no_compile_cache:
+        jax.config.update("jax_enable_compilation_cache", False)  # JAX would read the variable itself
+        return
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(data.default_cache_dir() / "xla")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def _progress(bar: tqdm, control: interrupts.Control) -> Callable:
@@ -95,12 +126,15 @@ def write(plan: Plan, args, runs: list[dict], document: dict, params: dict) -> N
 def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
     """Runs the plan; exits with 128 + the signal number if a signal ended it early."""
     started = time.perf_counter()
+    start_processes(args)
+    compile_cache(args)
+    writer = distributed.is_writer()
 
     def work(control: interrupts.Control) -> None:
         mnist, origin = load(args)
         splits = device_splits(mnist, args.train_limit, args.validation)
         data_seconds = time.perf_counter() - started
-        with tqdm(total=args.epochs, desc="epochs", disable=args.quiet) as bar:
+        with tqdm(total=args.epochs, desc="epochs", disable=args.quiet or not writer) as bar:
             state, history = lanes.fit(
                 config(args, len(plan.seeds)),
                 splits,
@@ -114,7 +148,10 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
         runs = outputs.runs(history, args.early_stop is not None)
         seconds = outputs.seconds(started, data_seconds, history)
         document = outputs.document(args, runs, seconds, origin, interrupted)
-        write(plan, args, runs, document, save_params(state))
+        params = save_params(distributed.to_host(state))  # every process takes part in gathering
+        if not writer:
+            return
+        write(plan, args, runs, document, params)
         _report(runs)
         epochs_run = max(len(r) for r in history.records)
         if interrupted:

@@ -72,6 +72,14 @@ def folder(value: str) -> Path:
     return Path(value)
 
 
+def host_port(value: str) -> str:
+    """argparse type: HOST:PORT with a port in 1..65535."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 10.0.0.1:1234)")
+    return value
+
+
 def _list(value: str, parse, what: str) -> list:
     try:
         return [parse(part.strip()) for part in value.split(",")]
@@ -121,6 +129,22 @@ def parser(description: str) -> argparse.ArgumentParser:
         help="runs trained together by vmap (default: 1 on a CPU, all on a GPU)",
     )
     add("--quiet", action="store_true", help="no progress bar")
+    add("--no-compile-cache", action="store_true", help="do not keep compiled programs for the next run")
+    add(
+        "--coordinator",
+        type=host_port,
+        default=None,
+        metavar="HOST:PORT",
+        help="process 0's address, to train on several machines",
+    )
+    add("--num-processes", type=positive_int, default=None, help="processes taking part (with --coordinator)")
+    add("--process-id", type=nonnegative_int, default=None, help="this process's number, 0 .. N-1 (with --coordinator)")
+    add(
+        "--coordinator-timeout",
+        type=positive_float,
+        default=60.0,
+        help="seconds to wait for the coordinator and the other processes (default 60)",
+    )
     add("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from (default auto)")
     add("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
     add(
@@ -168,6 +192,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("argument --data-dir: --data-source idx needs the folder of the four IDX files")
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
+    check_processes(parser, args)
     problem = can_create_folder(args.out)
     if problem:
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
@@ -175,6 +200,19 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         problem = can_create_folder(args.save_params.parent)
         if problem or args.save_params.is_dir():
             parser.error(f"argument --save-params: cannot write {str(args.save_params)!r}: {problem or 'a folder'}")
+
+
+def check_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--coordinator, --num-processes and --process-id come together, with 0 <= process id < processes."""
+    given = [args.coordinator is not None, args.num_processes is not None, args.process_id is not None]
+    if any(given) and not all(given):
+        missing = [
+            flag for flag, there in zip(("--coordinator", "--num-processes", "--process-id"), given) if not there
+        ]
+        named = next(flag for flag, there in zip(("--coordinator", "--num-processes", "--process-id"), given) if there)
+        parser.error(f"argument {named}: needs {' and '.join(missing)} as well")
+    if all(given) and args.process_id >= args.num_processes:
+        parser.error(f"argument --process-id: {args.process_id} is not in 0 .. {args.num_processes - 1}")
 
 
 def sizes(args: argparse.Namespace) -> tuple[int, ...]:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fmlp import mlp
+from fmlp.distributed import LANES, REPLICATED, any_process, over_devices, padded_lanes, place, to_host
 from fmlp.splits import Splits
 from fmlp.train import Config, EpochMetrics, evaluate, init_lane, lane_epoch
 
@@ -34,7 +35,7 @@ class LaneState(NamedTuple):
     """Everything that changes from epoch to epoch, each leaf with a leading lane axis (L, ...)."""
 
     params: mlp.Params
-    keys: jax.Array  # (L,) RNG keys from which each lane's next shuffle is drawn
+    keys: jax.Array  # (L, 2) uint32: the raw RNG key from which each lane's next shuffle is drawn
     learning_rates: jax.Array  # (L,) float32
     diverged: jax.Array  # (L,) bool
     stopped: jax.Array  # (L,) bool: out of patience
@@ -95,9 +96,16 @@ def unstack(tree, lane: int):
     return jax.tree.map(lambda leaf: leaf[lane], tree)
 
 
-def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[int]) -> LaneState:
-    """Lane i starts from seed seeds[i]'s parameters and shuffle key, at rate learning_rates[i]."""
-    per_seed = {seed: init_lane(seed, config.sizes) for seed in dict.fromkeys(seeds)}
+def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[int], padding: int = 0) -> LaneState:
+    """Lane i starts from seed seeds[i]'s parameters and shuffle key, at rate learning_rates[i].
+
+    `padding` more lanes (copies of the first, stopped from the start) fill the last device's share.
+    """
+    learning_rates, seeds = list(learning_rates) + [learning_rates[0]] * padding, list(seeds) + [seeds[0]] * padding
+    per_seed = {}
+    for seed in dict.fromkeys(seeds):
+        params, key = init_lane(seed, config.sizes)
+        per_seed[seed] = (params, jax.random.key_data(key))
     params, keys = stack([per_seed[seed] for seed in seeds])
     num_lanes = len(seeds)
     no = jnp.zeros((num_lanes,), bool)
@@ -106,7 +114,7 @@ def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[
         keys=keys,
         learning_rates=jnp.asarray(learning_rates, jnp.float32),
         diverged=no,
-        stopped=no,
+        stopped=jnp.arange(num_lanes) >= num_lanes - padding,
         best_params=params if config.patience is not None else None,
         best_val_accuracy=jnp.full((num_lanes,), -1.0, jnp.float32),
         best_val_loss=jnp.full((num_lanes,), jnp.inf, jnp.float32),
@@ -150,20 +158,26 @@ def train_epoch(
     """
     training = active(state)
 
-    def one_lane(lane):
-        params, key, learning_rate, is_training = lane
+    def local_lanes(params, keys, learning_rates, training, images, labels):
+        def one_lane(lane):
+            params, raw_key, learning_rate, is_training = lane
 
-        def skip(_):
-            nan = jnp.full((), jnp.nan, jnp.float32)
-            return params, key, EpochMetrics(nan, nan)
+            def train(_):
+                new_params, key, metrics = lane_epoch(
+                    config, params, jax.random.wrap_key_data(raw_key), images, labels, learning_rate
+                )
+                return new_params, jax.random.key_data(key), metrics
 
-        return jax.lax.cond(
-            is_training, lambda _: lane_epoch(config, params, key, images, labels, learning_rate), skip, None
-        )
+            def skip(_):
+                nan = jnp.full((), jnp.nan, jnp.float32)
+                return params, raw_key, EpochMetrics(nan, nan)
 
-    params, keys, metrics = map_lanes(
-        one_lane, (state.params, state.keys, state.learning_rates, training), config.lane_group
-    )
+            return jax.lax.cond(is_training, train, skip, None)
+
+        return map_lanes(one_lane, (params, keys, learning_rates, training), config.lane_group)
+
+    sharded = over_devices(local_lanes, config.devices, (LANES,) * 4 + (REPLICATED,) * 2, LANES)
+    params, keys, metrics = sharded(state.params, state.keys, state.learning_rates, training, images, labels)
     finite = _all_finite(params) & jnp.isfinite(metrics.loss)
     params = _lane_where(training & finite, params, state.params)
     diverged = state.diverged | (training & ~finite)
@@ -175,7 +189,8 @@ def _evaluate_all(config: Config, params: mlp.Params, images: jax.Array, labels:
 
     All lanes share the images, so under vmap the first layer is one wide product over all lanes.
     """
-    return jax.vmap(partial(evaluate, chunk_size=config.eval_chunk), in_axes=(0, None, None))(params, images, labels)
+    local_lanes = jax.vmap(partial(evaluate, chunk_size=config.eval_chunk), in_axes=(0, None, None))
+    return over_devices(local_lanes, config.devices, (LANES, REPLICATED, REPLICATED), LANES)(params, images, labels)
 
 
 def _track_best(config: Config, state: LaneState, val_loss: jax.Array, val_accuracy: jax.Array) -> LaneState:
@@ -223,10 +238,6 @@ def _finite_or_none(column: np.ndarray | None, lane: int) -> float | None:
     return float(column[lane])
 
 
-def _host_columns(metrics: NamedTuple) -> list[np.ndarray | None]:
-    return [None if column is None else np.asarray(column) for column in metrics]
-
-
 def fit(
     config: Config,
     splits: Splits,
@@ -240,26 +251,31 @@ def fit(
     """Trains lane i at learning_rates[i] from seeds[i] for up to `epochs` epochs, evaluating after each;
     calls on_epoch(epoch, the epoch's record of every lane). Ends early when no lane is training any
     more, or when should_stop() turns true after an epoch."""
-    state = init_lanes(config, learning_rates, seeds)
+    num_lanes = len(seeds)
+    state = place(
+        init_lanes(config, learning_rates, seeds, padded_lanes(num_lanes, config.devices) - num_lanes),
+        config.devices,
+        LANES,
+    )
+    splits = place(splits, config.devices, REPLICATED)
     start = time.perf_counter()
     epoch_fn = train_epoch.lower(config, state, splits.train_images, splits.train_labels).compile()
     eval_fn = evaluate_epoch.lower(config, state, splits).compile()
     compile_seconds = time.perf_counter() - start
 
-    num_lanes = len(seeds)
     records = [[] for _ in range(num_lanes)]
     diverged_at: list[int | None] = [None] * num_lanes
     stopped_at: list[int | None] = [None] * num_lanes
     train_seconds = eval_seconds = 0.0
     for epoch in range(1, epochs + 1):
-        trained = np.asarray(active(state))
+        trained = to_host(active(state))
         (state, metrics), seconds = timed(epoch_fn, state, splits.train_images, splits.train_labels)
         train_seconds += seconds
         (state, evaluation), seconds = timed(eval_fn, state, splits)
         eval_seconds += seconds
 
-        diverged, stopped = np.asarray(state.diverged), np.asarray(state.stopped)
-        columns = _host_columns(metrics) + _host_columns(evaluation)
+        diverged, stopped = to_host((state.diverged, state.stopped))
+        columns = list(to_host(tuple(metrics))) + list(to_host(tuple(evaluation)))
         for lane in range(num_lanes):
             measured = trained[lane] and not diverged[lane]
             if trained[lane] and diverged[lane]:
@@ -270,7 +286,7 @@ def fit(
             records[lane].append(EpochRecord(epoch, *values))
         if on_epoch is not None:
             on_epoch(epoch, tuple(lane_records[-1] for lane_records in records))
-        if not np.asarray(active(state)).any() or should_stop():
+        if not to_host(active(state)).any() or any_process(should_stop()):
             break
     history = LaneHistory(
         tuple(learning_rates),

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from scipy import stats as scipy_stats
 
 from fmlp.io import atomic_path
-from fmlp.stats import CONFIDENCE, by_rate
+from fmlp.stats import by_rate, t_quantile
 
 
 def _style(axes: Axes, title: str | None, ylabel: str) -> None:
@@ -45,7 +44,7 @@ def mean_band(group: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray, 
     mean = values.mean(axis=1)
     if len(group) < 2:
         return epochs, mean, mean, mean
-    half = scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, len(group) - 1) * values.std(axis=1, ddof=1) / np.sqrt(len(group))
+    half = t_quantile(len(group)) * values.std(axis=1, ddof=1) / np.sqrt(len(group))
     return epochs, mean, mean - half, mean + half
 
 

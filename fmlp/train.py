@@ -24,6 +24,7 @@ class Config(NamedTuple):
     batch_size: int = 64
     lane_group: int = 1  # lanes trained together by vmap; 1 trains them one after another
     patience: int | None = None  # epochs without a better validation accuracy before a lane stops
+    devices: int = 1  # devices the lane axis is split over (`fmlp.distributed`)
     eval_chunk: int = 2000  # rows per evaluation product, so memory stays flat
 
 

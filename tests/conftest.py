@@ -1,9 +1,12 @@
 """Shared test helpers."""
 
+from pathlib import Path
+
 import jax
+import numpy as np
 import pytest
 
-from fmlp import mlp
+from fmlp import data, mlp
 
 
 @pytest.fixture
@@ -31,3 +34,26 @@ def trace_counter(monkeypatch):
 
     monkeypatch.setattr(mlp, "loss_grads_and_probs", counting)
     return traces
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory) -> Path:
+    """600 training and 200 test images in IDX files: class k is a bright k-th horizontal band plus noise."""
+    rng = np.random.default_rng(0)
+    directory = tmp_path_factory.mktemp("idx")
+
+    def split(count):
+        labels = rng.integers(0, 10, count).astype(np.uint8)
+        images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
+        for image, label in zip(images, labels):
+            image[2 + 2 * label : 4 + 2 * label] = 255
+        return images, labels
+
+    arrays = dict(zip(("train_images", "train_labels"), split(600))) | dict(
+        zip(("test_images", "test_labels"), split(200))
+    )
+    for field, name in data.IDX_FILES.items():
+        array = arrays[field]
+        header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+        (directory / name).write_bytes(header + array.tobytes())
+    return directory

@@ -407,3 +407,10 @@ def test_real_mnist_through_auto(monkeypatch):
     )
     pixels = mnist.train_images / 255.0
     assert round(float(pixels.mean()), 4) == 0.1307 and round(float(pixels.std()), 4) == 0.3081
+
+
+def test_looking_for_a_prepared_tfds_copy_logs_no_warnings(tmp_path, capfd):
+    (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)  # what an earlier look leaves behind
+    with pytest.raises(data.DataError, match="no prepared MNIST"):
+        data.load_tfds(tmp_path, download=False)
+    assert "dataset_info.json" not in capfd.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 
 from fmlp import diagnostics, mlp
 
-from .test_experiments import BASELINE, check_png, idx_dir, run_script, tiny  # noqa: F401  (idx_dir: a fixture)
+from .test_experiments import BASELINE, check_png, run_script, tiny
 
 DIAGNOSE = Path(__file__).resolve().parent.parent / "experiments" / "diagnose.py"
 
@@ -82,7 +82,7 @@ def test_strongest_features_are_the_largest_weight_vectors():
     assert units.tolist() == [3, 1] and images.shape == (2, 28, 28) and images[0, 0, 0] == 2.0
 
 
-def test_diagnose_script_end_to_end(idx_dir, tmp_path):  # noqa: F811
+def test_diagnose_script_end_to_end(idx_dir, tmp_path):
     paths = []
     for rate in ("0.5", "2"):
         path = tmp_path / f"lr_{rate}.npz"

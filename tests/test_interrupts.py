@@ -14,7 +14,7 @@ import pytest
 
 from fmlp import io
 
-from .test_experiments import BASELINE, idx_dir, tiny  # noqa: F401  (idx_dir is a fixture)
+from .test_experiments import BASELINE, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def leftovers(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_after_the_first_epoch_keeps_the_finished_epochs(idx_dir, tmp_path, signum):  # noqa: F811
+def test_a_signal_after_the_first_epoch_keeps_the_finished_epochs(idx_dir, tmp_path, signum):
     out = tmp_path / "out"
     flags = tiny(idx_dir, out, "--epochs", "100000")
     flags.remove("--quiet")
@@ -75,7 +75,7 @@ def test_a_signal_after_the_first_epoch_keeps_the_finished_epochs(idx_dir, tmp_p
     assert (out / "baseline_loss.png").exists() and not leftovers(tmp_path)
 
 
-def test_a_signal_before_the_first_epoch_ends_at_once_and_writes_nothing(idx_dir, tmp_path):  # noqa: F811
+def test_a_signal_before_the_first_epoch_ends_at_once_and_writes_nothing(idx_dir, tmp_path):
     out = tmp_path / "out"
     child = Child([sys.executable, str(BASELINE), *tiny(idx_dir, out, "--epochs", "100000")])
     child.wait_for("MNIST from idx")  # data loaded, compiling now

@@ -24,9 +24,13 @@ class MNIST(NamedTuple):
 
 
 def normalize(images: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 (N, 784): scaled to [0, 1], then (x - 0.1307) / 0.3081."""
-    flat = images.reshape(images.shape[0], -1).astype(np.float32) / 255.0
-    return (flat - np.float32(MEAN)) / np.float32(STD)
+    """uint8 images (N, 28, 28) -> float32 (N, 784): scaled to [0, 1], then (x - 0.1307) / 0.3081.
+
+    A pixel has 256 values, so the float32 arithmetic runs once per value and the images are one
+    table lookup (a single pass over the data instead of three).
+    """
+    table = (np.arange(256, dtype=np.float32) / np.float32(255.0) - np.float32(MEAN)) / np.float32(STD)
+    return table[images.reshape(images.shape[0], -1)]
 
 
 def check(dataset: MNIST, source: str) -> MNIST:

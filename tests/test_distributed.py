@@ -1,0 +1,173 @@
+"""Lanes over several devices and several processes, and the compilation cache; each in subprocesses,
+since the device count and the distributed runtime are fixed when JAX starts."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .test_experiments import BASELINE, SWEEP, run_script, tiny
+
+ROOT = Path(__file__).resolve().parent.parent
+FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+
+SHARDED_FIT = """
+import json, sys
+import jax, jax.numpy as jnp
+from fmlp import lanes, splits, train
+
+devices = int(sys.argv[1])
+images = jax.random.normal(jax.random.key(7), (1200, 20))
+labels = jnp.argmax(images @ jax.random.normal(jax.random.key(8), (20, 5)), axis=-1)
+data = splits.Splits(images[:800], labels[:800], images[800:1000], labels[800:1000], images[1000:], labels[1000:])
+config = train.Config(sizes=(20, 16, 5), batch_size=32, devices=devices, patience=2)
+rates, seeds = lanes.grid([0.5, 0.1, 1e38], [1, 2])  # 6 lanes: 8 with padding over 4 devices
+state, history = lanes.fit(config, data, learning_rates=rates, seeds=seeds, epochs=3)
+print(json.dumps({
+    "records": history.records, "diverged": history.diverged_at_epoch, "stopped": history.stopped_at_epoch,
+    "devices": jax.device_count(),
+    "shards": [list(shard.data.shape) for shard in state.params[0].w.addressable_shards],
+}))
+"""
+
+
+def python(code_or_script: list[str], env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *code_or_script], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env=os.environ | (env or {}),
+    )  # fmt: skip
+
+
+def test_lanes_split_over_four_devices_give_the_one_device_numbers():
+    one = python(["-c", SHARDED_FIT, "1"])
+    four = python(["-c", SHARDED_FIT, "4"], FOUR_DEVICES)
+    assert one.returncode == 0 and four.returncode == 0, one.stderr + four.stderr
+    one, four = json.loads(one.stdout), json.loads(four.stdout)
+    assert four["devices"] == 4 and four["shards"] == [[2, 20, 16]] * 4  # 8 lanes (6 + 2 padding), 2 per device
+    assert one["shards"] == [[6, 20, 16]]
+    assert four["diverged"] == one["diverged"] == [None, None, None, None, 1, 1]
+    assert four["stopped"] == one["stopped"]
+    for ours, theirs in zip(four["records"], one["records"]):
+        np.testing.assert_allclose(
+            np.array(ours, dtype=float), np.array(theirs, dtype=float), rtol=1e-5, atol=1e-7, equal_nan=True
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def two_processes(idx_dir: Path, tmp_path: Path, flags: list[str], **popen) -> list[subprocess.Popen]:
+    """lr_sweep.py as processes 0 and 1 of one run on 127.0.0.1, writing to tmp_path/process<i>."""
+    port = free_port()
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(SWEEP),
+                *tiny(idx_dir, tmp_path / f"process{i}", *flags),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            cwd=ROOT,
+            text=True,
+            **popen,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+
+
+def end(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        child.kill()
+        child.wait()
+
+
+def test_two_processes_give_the_one_process_runs(idx_dir, tmp_path):
+    flags = ["--lrs", "0.5,0.1,0.05", "--seeds", "2", "--no-compile-cache"]
+    assert run_script(SWEEP, *tiny(idx_dir, tmp_path / "single", *flags)) == 0
+    single = json.loads((tmp_path / "single" / "lr_sweep.json").read_text())
+
+    children = two_processes(idx_dir, tmp_path, flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        outputs = [child.communicate(timeout=90) for child in children]
+    finally:
+        end(children)
+    assert [child.returncode for child in children] == [0, 0], outputs
+    assert not (tmp_path / "process1").exists()  # only process 0 writes
+    document = json.loads((tmp_path / "process0" / "lr_sweep.json").read_text())
+    assert document["environment"]["device_count"] == 2
+    for ours, theirs in zip(document["runs"], single["runs"]):
+        assert (ours["learning_rate"], ours["seed"]) == (theirs["learning_rate"], theirs["seed"])
+        for a, b in zip(ours["epochs"], theirs["epochs"]):
+            keys = sorted(k for k in a if a[k] is not None)
+            np.testing.assert_allclose([a[k] for k in keys], [b[k] for k in keys], rtol=1e-5)
+
+
+def test_an_unreachable_coordinator_is_named_and_ends_the_run(idx_dir, tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    result = python(
+        [str(BASELINE), *tiny(idx_dir, tmp_path / "out"), "--coordinator", address, "--num-processes", "2",
+         "--process-id", "1", "--coordinator-timeout", "3"],
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"cannot join the coordinator at {address} within 3 s" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--num-processes", "2", "--process-id", "0"], "--num-processes"),
+        (["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"], "--process-id"),
+        (["--coordinator", "no-port", "--num-processes", "2", "--process-id", "0"], "--coordinator"),
+        (["--coordinator", "host:99999", "--num-processes", "2", "--process-id", "0"], "--coordinator"),
+    ],
+)
+def test_bad_process_flags_exit_2(tmp_path, capsys, flags, named):
+    assert run_script(BASELINE, "--out", str(tmp_path / "out"), *flags) == 2
+    assert f"argument {named}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_run_compiles_nothing_new(idx_dir, tmp_path):
+    cache = tmp_path / "xla"
+    env = {"JAX_COMPILATION_CACHE_DIR": str(cache)}
+    first = python([str(BASELINE), *tiny(idx_dir, tmp_path / "a")], env)
+    assert first.returncode == 0, first.stderr
+    entries = sorted(path.name for path in cache.iterdir())
+    assert entries, "the first run kept its programs"
+    second = python([str(BASELINE), *tiny(idx_dir, tmp_path / "b")], env)
+    assert second.returncode == 0, second.stderr
+    assert sorted(path.name for path in cache.iterdir()) == entries
+    off = python(
+        [str(BASELINE), *tiny(idx_dir, tmp_path / "c"), "--no-compile-cache"],
+        {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "off")},
+    )
+    assert off.returncode == 0 and not (tmp_path / "off").exists()
+
+
+def test_when_one_process_dies_the_other_exits_instead_of_hanging(idx_dir, tmp_path):
+    flags = ["--lrs", "0.5,0.1", "--epochs", "100000", "--no-compile-cache"]
+    children = two_processes(idx_dir, tmp_path, flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for child in children:  # both have loaded the data: training has started or is about to
+            while "MNIST from" not in child.stderr.readline():
+                assert child.poll() is None
+        children[1].kill()
+        assert children[0].wait(timeout=90) != 0
+    finally:
+        end(children)
+    assert not (tmp_path / "process0" / "lr_sweep.json").exists()
