@@ -31,6 +31,33 @@ from tests.autodiff import autodiff_sgd_step  # noqa: E402
 
 SWEEP_RATES = (1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001)
 GRID_SEEDS = 5
+CEILING_SIZES = (1024, 2048, 3072)
+
+# Lanes split over 4 forced CPU devices against the same lanes on one of them, in one child process
+# (the device count is fixed when JAX starts). The same cores serve both: an overhead, not a speedup.
+FORCED_DEVICES = """
+import json, sys, time
+import jax
+from fmlp import lanes, splits, train
+from fmlp.data import load_mnist
+
+data = splits.device_splits(load_mnist(), train_limit=int(sys.argv[1]))
+seconds = {}
+for devices in (1, 4):
+    config = train.Config(devices=devices)
+    state = lanes.init_lanes(config, [0.1] * 8, list(range(8)))
+    state = lanes.place(state, devices, lanes.LANES)
+    images, labels = lanes.place((data.train_images, data.train_labels), devices, lanes.REPLICATED)
+    epoch = lanes.train_epoch.lower(config, state, images, labels).compile()
+    jax.block_until_ready(epoch(state, images, labels))
+    times = []
+    for _ in range(int(sys.argv[2])):
+        start = time.perf_counter()
+        jax.block_until_ready(epoch(state, images, labels))
+        times.append(time.perf_counter() - start)
+    seconds[devices] = min(times)
+print(json.dumps(seconds))
+"""
 
 
 def training_flops(sizes, batch_size: int) -> int:
@@ -62,6 +89,84 @@ def round_robin_seconds(functions: dict, repetitions: int) -> dict:
 def paired_ratio(numerators: list, denominators: list, scale: float = 1.0) -> float:
     """Median over rounds of numerator / (scale * denominator) from the same round."""
     return statistics.median(n / (scale * d) for n, d in zip(numerators, denominators))
+
+
+def matmul_ceiling(repetitions: int) -> tuple[float, int]:
+    """The best float32 GFLOP/s of a square product over a few sizes, each timed `repetitions` times:
+    the best, not the median, since a shared machine's load only ever slows a run down."""
+    best = (0.0, 0)
+    for size in CEILING_SIZES:
+        square = jax.random.normal(jax.random.key(1), (size, size))
+        product = jax.jit(lambda a: a @ a)
+        jax.block_until_ready(product(square))
+        for _ in range(repetitions):
+            start = time.perf_counter()
+            jax.block_until_ready(product(square))
+            best = max(best, (2 * size**3 / (time.perf_counter() - start) / 1e9, size))
+    return best
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def gemm_only_epoch(config: train.Config, params, key, images, labels, learning_rate):
+    """The epoch's matrix products alone, a practical floor: the same shuffle, gathers and scan, the
+    forward products, dL/dW of every layer and dL/dx of all but the first, and a plain update; no
+    sigmoid, softmax or loss. The backward signals are the forward outputs, which have the right shapes."""
+    batch_indices = train.epoch_batch_indices(key, images.shape[0], config.batch_size)
+
+    def step(params, indices):
+        inputs = [images[indices]]
+        for layer in params:
+            inputs.append(inputs[-1] @ layer.w)
+        delta, grads = inputs[-1], []
+        for index in reversed(range(len(params))):
+            grads.append(inputs[index].T @ delta)
+            if index > 0:
+                delta = delta @ params[index].w.T
+        new = tuple(layer._replace(w=layer.w - learning_rate * g) for layer, g in zip(params, reversed(grads)))
+        return new, None
+
+    return jax.lax.scan(step, params, batch_indices)[0]
+
+
+def lanes_scaling(config: train.Config, images, labels, counts: list[int]) -> dict:
+    """Epoch seconds of the lane program at each lane count (one timed run after compiling)."""
+    seconds = {}
+    for count in counts:
+        state = lanes.init_lanes(config, [0.1] * count, list(range(count)))
+        epoch = lanes.train_epoch.lower(config, state, images, labels).compile()
+        start = time.perf_counter()
+        jax.block_until_ready(epoch(state, images, labels))
+        seconds[str(count)] = time.perf_counter() - start
+    return seconds
+
+
+def startup(epochs: int) -> dict:
+    """A cached-data `baseline.py --epochs N` run twice with a fresh compilation cache: the first
+    compiles and fills the cache, the second reads it. Per run: the process's wall seconds and the
+    JSON's own "seconds" (data, compile, train, eval, total since the script started)."""
+    runs = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for name in ("first", "second"):
+            with tempfile.TemporaryDirectory() as out:
+                start = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, str(ROOT / "experiments" / "baseline.py"), "--quiet", "--epochs", str(epochs),
+                     "--out", out],
+                    check=True, stdout=subprocess.DEVNULL, env=os.environ | {"JAX_COMPILATION_CACHE_DIR": cache},
+                )  # fmt: skip
+                wall = time.perf_counter() - start
+                runs[name] = {"wall": wall} | json.loads((Path(out) / "baseline.json").read_text())["seconds"]
+    return runs
+
+
+def forced_devices(train_limit: int, repetitions: int) -> dict:
+    """Epoch seconds of 8 lanes on 1 and on 4 forced CPU devices, in a child process."""
+    result = subprocess.run(
+        [sys.executable, "-c", FORCED_DEVICES, str(train_limit), str(repetitions)],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+        env=os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+    )  # fmt: skip
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def compile_seconds(jitted, *args, **static) -> float:
@@ -122,6 +227,7 @@ def measure(args) -> dict:
     size = 2048
     square = jax.random.normal(jax.random.key(1), (size, size))
     matmul = jax.jit(lambda a: a @ a)
+    best_gflops, best_size = matmul_ceiling(args.repetitions)
 
     timings = {
         "compile_epoch": compile_seconds(lanes.train_epoch, config, single, images, labels),
@@ -133,6 +239,7 @@ def measure(args) -> dict:
             "matmul": lambda: matmul(square),
             "epoch": lambda: lanes.train_epoch(config, single, images, labels),
             "autodiff_epoch": lambda: autodiff_epoch(config, params, key, images, labels, rate),
+            "gemm_only_epoch": lambda: gemm_only_epoch(config, params, key, images, labels, rate),
             "sweep_epoch": lambda: lanes.train_epoch(config, sweep, images, labels),
             "sweep_epoch_vmap": lambda: lanes.train_epoch(all_at_once, sweep, images, labels),
             "grid_epoch": lambda: lanes.train_epoch(config, grid, images, labels),
@@ -144,6 +251,8 @@ def measure(args) -> dict:
     timings |= {name: statistics.median(values) for name, values in rounds.items()}
     ceiling = 2 * size**3 / timings["matmul"] / 1e9
     epoch_flops = steps * training_flops(sizes, 64)
+    if args.scaling:
+        timings["lanes_scaling"] = lanes_scaling(config, images, labels, args.scaling)
     result = {
         "machine": {
             "device": jax.devices()[0].device_kind,
@@ -159,6 +268,10 @@ def measure(args) -> dict:
         "lane_group": config.lane_group,
         "seconds": timings,
         "matmul_gflops": ceiling,
+        "best_matmul_gflops": best_gflops,
+        "best_matmul_size": best_size,
+        "big_matmul_floor_seconds": epoch_flops / (best_gflops * 1e9),
+        "epoch_over_gemm_only": paired_ratio(rounds["epoch"], rounds["gemm_only_epoch"]),
         "epoch_gflops": epoch_flops / timings["epoch"] / 1e9,
         "epoch_fraction_of_ceiling": epoch_flops / timings["epoch"] / 1e9 / ceiling,
         "hand_over_autodiff": paired_ratio(rounds["epoch"], rounds["autodiff_epoch"]),
@@ -183,6 +296,9 @@ def measure(args) -> dict:
             "lr_sweep.py", "--epochs", "1", "--seeds", str(GRID_SEEDS), "--validation", "10000"
         )
         result["grid_run"] = {"epochs": 1, "seconds": seconds, "peak_rss_mb": peak_mb}
+        result["startup"] = startup(1)
+    if jax.default_backend() == "cpu" and args.forced_devices:
+        result["forced_devices"] = forced_devices(images.shape[0], args.repetitions)
     return result
 
 
@@ -194,6 +310,12 @@ def table(result: dict) -> str:
     candidates = [
         lambda: ("matmul 2048x2048 float32", f"{s['matmul'] * 1e3:.1f} ms",
          f"{result['matmul_gflops']:.1f} GFLOP/s (the ceiling)", ""),
+        lambda: (f"best square matmul of {', '.join(map(str, CEILING_SIZES))}", f"{result['best_matmul_size']}²",
+         f"{result['best_matmul_gflops']:.1f} GFLOP/s (best of {result['repetitions']} runs each)", ""),
+        lambda: ("big-matmul floor of an epoch", f"{result['big_matmul_floor_seconds']:.3f} s",
+         "the epoch's matmul FLOPs at the best rate", ""),
+        lambda: ("GEMM-only epoch (the epoch's products and a plain update)", f"{s['gemm_only_epoch']:.3f} s",
+         f"training epoch / GEMM-only = {result['epoch_over_gemm_only']:.3f}", ""),
         lambda: ("training epoch, hand-written backward", f"{s['epoch']:.3f} s", epoch_rate, ">= 70%"),
         lambda: ("training epoch, autodiff gradients", f"{s['autodiff_epoch']:.3f} s",
          f"hand-written / autodiff = {result['hand_over_autodiff']:.3f}", "<= 1.0"),
@@ -232,6 +354,11 @@ def table(result: dict) -> str:
              "", ""),
             ("its peak resident memory", f"{g['peak_rss_mb']:.0f} MB", "", "<= 2000 MB"),
         ]  # fmt: skip
+    if "forced_devices" in result:
+        forced = result["forced_devices"]
+        seconds = f"{forced['4']:.3f} s vs {forced['1']:.3f} s"
+        overhead = f"overhead {forced['4'] / forced['1']:.3f}"
+        rows.append(("8 lanes over 4 forced CPU devices vs 1 (same cores)", seconds, overhead, "<= 1.3"))
     machine = result["machine"]
     lines = [
         f"Device: {machine['device']} ({machine['backend']}, {machine['processor']}, {machine['cpu_count']} cores); "
@@ -243,7 +370,39 @@ def table(result: dict) -> str:
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + scaling_table(result) + startup_table(result)) + "\n"
+
+
+def scaling_table(result: dict) -> list[str]:
+    """Epoch time against the number of lanes, with the time per lane-epoch."""
+    scaling = result["seconds"].get("lanes_scaling")
+    if not scaling:
+        return []
+    lines = ["", f"Lanes in one program (groups of {result.get('lane_group')}), one epoch each:", "",
+             "| lanes | epoch | per lane-epoch | against 1 lane |", "| --- | --- | --- | --- |"]  # fmt: skip
+    one = scaling.get("1")
+    for count, seconds in scaling.items():
+        ratio = f"{seconds / one:.2f}x" if one else ""
+        lines.append(f"| {count} | {seconds:.2f} s | {seconds / int(count):.3f} s | {ratio} |")
+    return lines
+
+
+def startup_table(result: dict) -> list[str]:
+    """Where a cached-data 1-epoch baseline run spends its time, compiling and from the cache."""
+    runs = result.get("startup")
+    if not runs:
+        return []
+    lines = ["", "`baseline.py --epochs 1`, data from the cache; the second run reads the compilation cache:", "",
+             "| run | process wall | imports and start-up | data | compile | train | eval | rest (plots, JSON) | "
+             "wall − train − eval |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, run in runs.items():
+        rest = run["total"] - run["data"] - run["compile"] - run["train"] - run["eval"]
+        lines.append(
+            f"| {name} | {run['wall']:.2f} s | {run['wall'] - run['total']:.2f} s | {run['data']:.2f} s | "
+            f"{run['compile']:.2f} s | {run['train']:.2f} s | {run['eval']:.2f} s | {rest:.2f} s | "
+            f"{run['wall'] - run['train'] - run['eval']:.2f} s |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -257,6 +416,16 @@ def main() -> None:
         help="training set size with --data synthetic",
     )
     parser.add_argument("--skip-baseline", action="store_true", help="skip the end-to-end script runs")
+    parser.add_argument(
+        "--scaling",
+        type=flags.positive_int_list,
+        default=[1, 7, 35, 70, 140],
+        help="lane counts of the scaling table (default 1,7,35,70,140)",
+    )
+    parser.add_argument("--no-scaling", dest="scaling", action="store_const", const=[], help="skip the scaling table")
+    parser.add_argument(
+        "--no-forced-devices", dest="forced_devices", action="store_false", help="skip the 4-device overhead"
+    )
     parser.add_argument("--baseline-epochs", type=flags.positive_int, default=30)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where benchmark_<backend>.json goes")
     parser.add_argument(

@@ -9,7 +9,8 @@ BENCHMARK = Path(__file__).resolve().parent.parent / "experiments" / "benchmark.
 
 
 def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
-    flags = ["--data", "synthetic", "--synthetic-examples", "640", "--skip-baseline", "--repetitions", "1"]
+    flags = ["--data", "synthetic", "--synthetic-examples", "640", "--skip-baseline", "--repetitions", "1",
+             "--scaling", "1,3", "--no-forced-devices"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", [str(BENCHMARK), *flags, "--out-dir", str(tmp_path)])
     runpy.run_path(str(BENCHMARK), run_name="__main__")
 
@@ -30,4 +31,7 @@ def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
         "compile_grid",
     }
     assert 0 < result["grid_over_sequential"] and 0 < result["grid_eval_over_grid_epoch"]
+    assert 0 < result["epoch_over_gemm_only"] and result["best_matmul_gflops"] > 0
+    assert set(result["seconds"]["lanes_scaling"]) == {"1", "3"}
+    assert "| 3 |" in printed
     assert "| training epoch, hand-written backward |" in (tmp_path / "benchmarks.md").read_text()
