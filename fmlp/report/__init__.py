@@ -1,0 +1,85 @@
+"""The hand-in as one PDF: a top sheet with the declaration, the paper review, the experiments with
+their figures and JSON-built tables, and how to reproduce them. Reads results; trains nothing."""
+
+import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from fpdf import FPDF
+
+from fmlp.report import content, layout
+
+COURSE = "Embedded Machine Learning"
+EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
+
+
+class Report(NamedTuple):
+    pdf: FPDF
+    warnings: list[str]  # stale numbers in the prose
+
+
+def _top_sheet(pdf: FPDF, title: str, authors: list[str], present: list[str], date: str) -> None:
+    pdf.add_page()
+    pdf.ln(40)
+    pdf.set_font(layout.FONT, "B", 22)
+    pdf.multi_cell(0, 11, title, align="C")
+    pdf.ln(6)
+    pdf.set_font(layout.FONT, "", 13)
+    pdf.multi_cell(0, 7, f"{COURSE}\n{EXERCISE}", align="C")
+    pdf.ln(14)
+    pdf.set_font(layout.FONT, "", 12)
+    pdf.multi_cell(0, 7, ", ".join(authors) if authors else "(authors not given)", align="C")
+    pdf.ln(3)
+    pdf.multi_cell(0, 7, date, align="C")
+    pdf.ln(24)
+    pdf.set_font(layout.FONT, "B", 12)
+    pdf.multi_cell(0, 7, "2.3 Willingness to present")
+    pdf.set_font(layout.FONT, "", 10)
+    pdf.ln(1)
+    with pdf.table(col_widths=(3, 1), text_align="LEFT", line_height=6) as table:
+        for cells in [("exercise", "willing to present"), *content.declaration_rows(present)]:
+            row = table.row()
+            for text in cells:
+                row.cell(text)
+    pdf.ln(2)
+    summary = (
+        "The group declares itself willing to present: " + ", ".join(content.PRESENTABLE[key] for key in present) + "."
+        if present
+        else "The group does not declare itself willing to present any exercise."
+    )
+    pdf.multi_cell(0, 6, summary)
+
+
+def build(
+    results_dir: Path,
+    docs_dir: Path,
+    authors: list[str],
+    present: list[str],
+    title: str,
+    date: str | None = None,
+) -> Report:
+    """The whole report. Raises FileNotFoundError listing missing results (and their commands)."""
+    missing = content.missing_results(results_dir)
+    if missing:
+        raise FileNotFoundError("missing results: " + "; ".join(missing))
+    results = content.load_results(results_dir)
+    review = (docs_dir / "cudnn_review.md").read_text()
+    discussion = (docs_dir / "results.md").read_text()
+    assembled = content.assemble_results(discussion, results, results_dir)
+
+    pdf = layout.new_pdf(title, ", ".join(authors))
+    _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
+    pdf.add_page()
+    layout.markdown(pdf, "# 2.1 Review of the cuDNN paper\n\n" + content.demote(review, 1), docs_dir)
+    pdf.add_page()
+    layout.markdown(
+        pdf,
+        "# 2.2 The MLP from scratch\n\n## Setup\n\n"
+        + content.setup_text(results)
+        + "\n\n"
+        + content.demote(assembled, 1),
+        docs_dir,
+    )
+    pdf.add_page()
+    layout.markdown(pdf, "# Appendix: how to reproduce\n\n" + content.reproduce_text(results), docs_dir)
+    return Report(pdf, content.stale_percentages(assembled, results))

@@ -1,0 +1,190 @@
+"""Markdown -> PDF pages: markdown-it-py parses, fpdf2 lays out, DejaVu (shipped with matplotlib) gives
+every glyph the text uses (→, ·, ≤, −, Greek). Nothing here reads results or trains anything.
+
+Blocks are laid out one by one so that page breaks fall where a reader expects them: a heading is
+never the last thing on a page, a figure is scaled to fit the page and never split, a table starts
+on a page that has room for its header and first rows.
+"""
+
+import os
+from pathlib import Path
+
+import matplotlib
+from fpdf import FPDF, TextStyle
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from PIL import Image
+
+FONT = "DejaVu"
+MONO = "DejaVuMono"
+BODY_SIZE = 10
+HEADING_SIZES = {"h1": 17, "h2": 14, "h3": 12, "h4": 11}
+KEEP_WITH_HEADING_MM = 45  # a heading needs this much room below it, or it moves to the next page
+FIGURE_MAX_HEIGHT_MM = 115
+
+
+def _font_files() -> dict[tuple[str, str], Path]:
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return {
+        (FONT, ""): folder / "DejaVuSans.ttf",
+        (FONT, "B"): folder / "DejaVuSans-Bold.ttf",
+        (FONT, "I"): folder / "DejaVuSans-Oblique.ttf",
+        (FONT, "BI"): folder / "DejaVuSans-BoldOblique.ttf",
+        (MONO, ""): folder / "DejaVuSansMono.ttf",
+        (MONO, "B"): folder / "DejaVuSansMono-Bold.ttf",
+        (MONO, "I"): folder / "DejaVuSansMono-Oblique.ttf",
+        (MONO, "BI"): folder / "DejaVuSansMono-BoldOblique.ttf",
+    }
+
+
+def new_pdf(title: str, author: str) -> FPDF:
+    """An A4 document with the DejaVu families registered, page numbers in the footer."""
+
+    class Pages(FPDF):
+        def footer(self):
+            self.set_y(-12)
+            self.set_font(FONT, "", 8)
+            self.cell(0, 8, f"{self.page_no()}", align="C")
+
+    pdf = Pages(format="A4", unit="mm")
+    for (family, style), path in _font_files().items():
+        pdf.add_font(family, style, str(path))
+    pdf.set_title(title)
+    pdf.set_author(author)
+    pdf.set_creator("fmlp experiments/report.py")
+    pdf.set_margins(20, 18, 20)
+    pdf.set_auto_page_break(True, margin=18)
+    return pdf
+
+
+def parser() -> MarkdownIt:
+    """CommonMark with tables."""
+    return MarkdownIt("commonmark").enable("table")
+
+
+def room(pdf: FPDF) -> float:
+    """Millimetres left on the current page above the bottom margin."""
+    return pdf.h - pdf.b_margin - pdf.get_y()
+
+
+def ensure_room(pdf: FPDF, needed: float) -> None:
+    if room(pdf) < needed:
+        pdf.add_page()
+
+
+def _heading(pdf: FPDF, tag: str, text: str) -> None:
+    ensure_room(pdf, KEEP_WITH_HEADING_MM)
+    pdf.ln(3 if tag != "h1" else 1)
+    pdf.set_font(FONT, "B", HEADING_SIZES.get(tag, BODY_SIZE))
+    pdf.multi_cell(0, HEADING_SIZES.get(tag, BODY_SIZE) * 0.5, text)
+    pdf.ln(1.5)
+    pdf.set_font(FONT, "", BODY_SIZE)
+
+
+LINE_HEIGHT = "1.35"  # fpdf2's default of 1.0 sets lines of text too close for reading
+
+
+def _html(pdf: FPDF, html: str) -> None:
+    pdf.set_font(FONT, "", BODY_SIZE)
+    html = html.replace("<p>", f'<p line-height="{LINE_HEIGHT}">').replace("<li>", f'<li line-height="{LINE_HEIGHT}">')
+    monospace = {tag: TextStyle(font_family=MONO) for tag in ("code", "pre")}
+    pdf.write_html(html, font_family=FONT, tag_styles=monospace, li_prefix_color=(0, 0, 0))
+
+
+def figure(pdf: FPDF, path: Path, caption: str) -> None:
+    """An image scaled to the text width (at most FIGURE_MAX_HEIGHT_MM high), on one page, with its caption."""
+    with Image.open(path) as image:
+        pixels_wide, pixels_high = image.size
+    width = pdf.epw
+    height = width * pixels_high / pixels_wide
+    if height > FIGURE_MAX_HEIGHT_MM:
+        width, height = width * FIGURE_MAX_HEIGHT_MM / height, FIGURE_MAX_HEIGHT_MM
+    ensure_room(pdf, height + 10)
+    pdf.image(str(path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height)
+    if caption:
+        pdf.set_font(FONT, "I", 8.5)
+        pdf.multi_cell(0, 4.2, caption, align="C")
+        pdf.set_font(FONT, "", BODY_SIZE)
+    pdf.ln(2)
+
+
+def _cell_text(inline: Token) -> str:
+    """The text of a table cell's inline token, markup dropped."""
+    return "".join(child.content for child in inline.children or [] if child.type in ("text", "code_inline"))
+
+
+def _table(pdf: FPDF, tokens: list[Token]) -> None:
+    rows, row = [], []
+    for token in tokens:
+        if token.type == "tr_open":
+            row = []
+        elif token.type == "inline":
+            row.append(_cell_text(token))
+        elif token.type == "tr_close":
+            rows.append(row)
+    columns = max(len(r) for r in rows)
+    size = 9 if columns <= 5 else 8 if columns <= 7 else 7
+    ensure_room(pdf, 8 + 3 * size * 0.55)
+    pdf.set_font(FONT, "", size)
+    with pdf.table(text_align="LEFT", line_height=size * 0.5, first_row_as_headings=True) as table:
+        for cells in rows:
+            table_row = table.row()
+            for text in cells + [""] * (columns - len(cells)):
+                table_row.cell(text)
+    pdf.ln(2)
+    pdf.set_font(FONT, "", BODY_SIZE)
+
+
+def _images_only(inline: Token) -> list[Token] | None:
+    """The image tokens of a paragraph that holds nothing but images; None otherwise."""
+    children = [
+        c
+        for c in inline.children or []
+        if not (c.type in ("softbreak", "hardbreak") or c.content.strip() == "" and c.type == "text")
+    ]
+    if children and all(c.type == "image" for c in children):
+        return children
+    return None
+
+
+def _block_end(tokens: list[Token], start: int) -> int:
+    """Index just past the block that opens at tokens[start] (nesting counted)."""
+    depth, index = 0, start
+    while True:
+        depth += tokens[index].nesting
+        index += 1
+        if depth <= 0:
+            return index
+
+
+def markdown(pdf: FPDF, text: str, base: Path) -> None:
+    """Lays out Markdown text; image paths are relative to `base`."""
+    md = parser()
+    tokens = md.parse(text)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        end = _block_end(tokens, index)
+        if token.type == "heading_open":
+            _heading(pdf, token.tag, tokens[index + 1].content)
+        elif token.type == "paragraph_open" and (images := _images_only(tokens[index + 1])) is not None:
+            for image in images:
+                figure(pdf, (base / image.attrs["src"]).resolve(), image.content)
+        elif token.type == "table_open":
+            _table(pdf, tokens[index:end])
+        elif token.type in ("fence", "code_block"):
+            pdf.set_font(MONO, "", 7.5)
+            pdf.set_fill_color(245, 245, 245)
+            pdf.multi_cell(0, 3.8, token.content.rstrip("\n"), fill=True)
+            pdf.ln(2)
+            pdf.set_font(FONT, "", BODY_SIZE)
+        elif token.type == "hr":
+            pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+            pdf.ln(3)
+        elif token.type != "html_block":
+            _html(pdf, md.renderer.render(tokens[index:end], md.options, {}))
+        index = end
+
+
+def write(pdf: FPDF, path: str | os.PathLike) -> None:
+    pdf.output(str(path))
