@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -112,6 +113,10 @@ def accuracy_figure(runs: Sequence[dict], title: str) -> Figure:
     _plot_rates(error_axes, error_runs, "test_error", 100.0)
     if any(y > 0 for line in error_axes.get_lines() for y in line.get_ydata()):
         error_axes.set_yscale("log")
+        # Label 1, 2, 5, 10, 20, 50: a decade per label is too coarse to read errors near 2%.
+        error_axes.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        error_axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        error_axes.yaxis.set_minor_formatter(ticker.NullFormatter())
     accuracy_axes.legend(fontsize="small")
     return figure
 

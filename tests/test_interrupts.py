@@ -75,6 +75,19 @@ def test_a_signal_after_the_first_epoch_keeps_the_finished_epochs(idx_dir, tmp_p
     assert (out / "baseline_loss.png").exists() and not leftovers(tmp_path)
 
 
+def test_a_second_signal_aborts_at_once_and_leaves_no_temporary_file(idx_dir, tmp_path):
+    out = tmp_path / "out"
+    flags = tiny(idx_dir, out, "--epochs", "100000")
+    flags.remove("--quiet")
+    child = Child([sys.executable, str(BASELINE), *flags])
+    child.wait_for(r"\b[1-9]\d*/100000")
+    child.process.send_signal(signal.SIGINT)
+    child.wait_for("stopping after the current epoch")
+    child.process.send_signal(signal.SIGINT)
+    assert child.finish() == 130
+    assert "Traceback" not in child.stderr and not leftovers(tmp_path)
+
+
 def test_a_signal_before_the_first_epoch_ends_at_once_and_writes_nothing(idx_dir, tmp_path):
     out = tmp_path / "out"
     child = Child([sys.executable, str(BASELINE), *tiny(idx_dir, out, "--epochs", "100000")])
