@@ -98,7 +98,7 @@ def _image_grid(
 def errors_figure(name: str, result: dict, test_images: np.ndarray) -> Figure:
     """The test digits the network is most confidently wrong on; test_images uint8 (N, 28, 28)."""
     errors = result["confident_errors"]
-    captions = [f"{e['label']} → {e['prediction']} ({e['probability']:.0%})" for e in errors]
+    captions = [f"{e['label']} → {e['prediction']} ({e['probability']:.2%})" for e in errors]
     images = np.stack([test_images[e["index"]] for e in errors]) if errors else np.zeros((0, 28, 28))
     return _image_grid(
         images, captions, f"{name}: most confident errors (true → predicted, probability)", 6, "gray_r", False
