@@ -66,6 +66,7 @@ def main() -> None:
         plots.save_png(figure, args.out / file_name)
     document = {
         "params": {name: str(path) for name, path in zip(names, args.params)},
+        "out": str(args.out),
         "environment": outputs.environment(),
         "data": origin._asdict(),
         "networks": results,

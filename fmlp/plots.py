@@ -74,7 +74,7 @@ def _plot_rates(axes: Axes, runs: Sequence[dict], key: str, scale: float = 1.0, 
 
 def _seeds_note(runs: Sequence[dict]) -> str:
     seeds = max(len(group) for group in by_rate(runs).values())
-    return f"; mean of {seeds} seeds, band: 95% interval of the mean" if seeds > 1 else ""
+    return f"\nmean of {seeds} seeds, band: 95% interval of the mean" if seeds > 1 else ""
 
 
 def loss_figure(runs: Sequence[dict], title: str) -> Figure:

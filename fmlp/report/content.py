@@ -247,6 +247,24 @@ def setup_text(results: dict) -> str:
     )
 
 
+def commands(results: dict) -> list[str]:
+    """The commands that wrote the results, with the flags each JSON recorded."""
+    sweep = "python experiments/lr_sweep.py"
+    if results["lr_sweep.json"]["config"].get("save_params_dir"):
+        sweep += f" --save-params {results['lr_sweep.json']['config']['save_params_dir']}"
+    lines = ["python experiments/baseline.py", sweep]
+    if "robustness/lr_sweep.json" in results:
+        config = results["robustness/lr_sweep.json"]["config"]
+        lines.append(
+            f"python experiments/lr_sweep.py --seeds {config['seeds']} --validation {config['validation']} "
+            f"--out {config['out']}"
+        )
+    if "diagnose/diagnose.json" in results:
+        document = results["diagnose/diagnose.json"]
+        lines.append(f"python experiments/diagnose.py {' '.join(document['params'].values())} --out {document['out']}")
+    return lines + ['python experiments/report.py --authors "..." --present ...']
+
+
 def reproduce_text(results: dict) -> str:
     """The appendix: commands, the software and device each result came from, and its wall times."""
     lines = [
@@ -254,10 +272,7 @@ def reproduce_text(results: dict) -> str:
         "after `pip install -e .` (or `conda env create -f environment.yml`):",
         "",
         "```",
-        *dict.fromkeys(
-            [REQUIRED[name] for name in REQUIRED] + [OPTIONAL[name] for name in OPTIONAL if name in results]
-        ),
-        'python experiments/report.py --authors "..." --present ...',
+        *commands(results),
         "```",
         "",
         "| result | JAX | Python | backend, device | total wall time | of which training |",

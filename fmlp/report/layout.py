@@ -113,6 +113,21 @@ def _cell_text(inline: Token) -> str:
     return "".join(child.content for child in inline.children or [] if child.type in ("text", "code_inline"))
 
 
+def _column_widths(pdf: FPDF, rows: list[list[str]]) -> list[float]:
+    """Column widths in mm for the current font: every column gets its longest word (in bold, as in the
+    header) so that no word is split, and the room left goes to the columns whose texts are longer."""
+    padding = 3
+    pdf.set_font(style="B")
+    columns = list(zip(*rows))
+    minimum = [max(pdf.get_string_width(w) for text in column for w in text.split() or [""]) + padding
+               for column in columns]  # fmt: skip
+    wanted = [max(pdf.get_string_width(text) for text in column) + padding for column in columns]
+    pdf.set_font(style="")
+    extra = [max(w - m, 0) for w, m in zip(wanted, minimum)]
+    share = min(1.0, max(pdf.epw - sum(minimum), 0) / sum(extra)) if sum(extra) else 0.0
+    return [m + e * share for m, e in zip(minimum, extra)]
+
+
 def _table(pdf: FPDF, tokens: list[Token]) -> None:
     rows, row = [], []
     for token in tokens:
@@ -123,13 +138,16 @@ def _table(pdf: FPDF, tokens: list[Token]) -> None:
         elif token.type == "tr_close":
             rows.append(row)
     columns = max(len(r) for r in rows)
+    rows = [r + [""] * (columns - len(r)) for r in rows]
     size = 9 if columns <= 5 else 8 if columns <= 7 else 7
+    pdf.ln(1)
     ensure_room(pdf, 8 + 3 * size * 0.55)
     pdf.set_font(FONT, "", size)
-    with pdf.table(text_align="LEFT", line_height=size * 0.5, first_row_as_headings=True) as table:
+    options = {"text_align": "LEFT", "line_height": size * 0.5, "first_row_as_headings": True}
+    with pdf.table(col_widths=_column_widths(pdf, rows), **options) as table:
         for cells in rows:
             table_row = table.row()
-            for text in cells + [""] * (columns - len(cells)):
+            for text in cells:
                 table_row.cell(text)
     pdf.ln(2)
     pdf.set_font(FONT, "", BODY_SIZE)
@@ -173,9 +191,10 @@ def markdown(pdf: FPDF, text: str, base: Path) -> None:
         elif token.type == "table_open":
             _table(pdf, tokens[index:end])
         elif token.type in ("fence", "code_block"):
+            pdf.ln(1)
             pdf.set_font(MONO, "", 7.5)
             pdf.set_fill_color(245, 245, 245)
-            pdf.multi_cell(0, 3.8, token.content.rstrip("\n"), fill=True)
+            pdf.multi_cell(0, 3.8, token.content.rstrip("\n"), fill=True, align="L")
             pdf.ln(2)
             pdf.set_font(FONT, "", BODY_SIZE)
         elif token.type == "hr":
