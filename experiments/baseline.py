@@ -27,7 +27,11 @@ def main() -> None:
 
     sizes = "-".join(map(str, flags.sizes(args)))
     plan = experiment.Plan(
-        "baseline", (args.lr,), (args.seed,), figures, f"MLP {sizes}, SGD lr {args.lr:g}, batch {args.batch_size}"
+        "baseline",
+        (args.lr,),
+        (args.seed,),
+        figures,
+        f"MLP {sizes}, {experiment.optimizer_name(args)} lr {args.lr:g}, batch {args.batch_size}",
     )
     experiment.run(
         args,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))  # tests.autodiff: autodiff lives under tests/ onl
 from fmlp import data, flags, lanes, mlp, train  # noqa: E402
 from fmlp.io import atomic_path  # noqa: E402
 from fmlp.splits import Splits  # noqa: E402
-from tests.autodiff import autodiff_sgd_step  # noqa: E402
+from tests.autodiff import autodiff_loss_grads_and_logits  # noqa: E402
 
 SWEEP_RATES = (1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001)
 GRID_SEEDS = 5
@@ -192,7 +192,7 @@ def load(source: str, synthetic_examples: int) -> Splits:
 @functools.partial(jax.jit, static_argnums=0)
 def autodiff_epoch(config: train.Config, params, key, images, labels, learning_rate):
     """One lane's epoch with autodiff gradients: fmlp's own shuffle, scan and update, only the step differs."""
-    return train.lane_epoch(config, params, key, images, labels, learning_rate, autodiff_sgd_step)
+    return train.lane_epoch(config, params, None, key, images, labels, learning_rate, autodiff_loss_grads_and_logits)
 
 
 def script_run(script: str, *flags: str) -> tuple[float, float]:
@@ -215,6 +215,10 @@ def measure(args) -> dict:
     images, labels = splits.train_images, splits.train_labels
     config = train.Config()
     single = lanes.init_lanes(config, [0.1], [1])
+    momentum = config._replace(optimizer="momentum", momentum=0.9)
+    adam = config._replace(optimizer="adam")
+    single_momentum = lanes.init_lanes(momentum, [0.01], [1])
+    single_adam = lanes.init_lanes(adam, [0.001], [1])
     sweep = lanes.init_lanes(config, SWEEP_RATES, [1] * len(SWEEP_RATES))
     grid_rates, grid_seeds = lanes.grid(SWEEP_RATES, range(1, GRID_SEEDS + 1))
     grid = lanes.init_lanes(config, grid_rates, grid_seeds)
@@ -240,6 +244,8 @@ def measure(args) -> dict:
             "epoch": lambda: lanes.train_epoch(config, single, images, labels),
             "autodiff_epoch": lambda: autodiff_epoch(config, params, key, images, labels, rate),
             "gemm_only_epoch": lambda: gemm_only_epoch(config, params, key, images, labels, rate),
+            "momentum_epoch": lambda: lanes.train_epoch(momentum, single_momentum, images, labels),
+            "adam_epoch": lambda: lanes.train_epoch(adam, single_adam, images, labels),
             "sweep_epoch": lambda: lanes.train_epoch(config, sweep, images, labels),
             "sweep_epoch_vmap": lambda: lanes.train_epoch(all_at_once, sweep, images, labels),
             "grid_epoch": lambda: lanes.train_epoch(config, grid, images, labels),
@@ -275,6 +281,8 @@ def measure(args) -> dict:
         "epoch_gflops": epoch_flops / timings["epoch"] / 1e9,
         "epoch_fraction_of_ceiling": epoch_flops / timings["epoch"] / 1e9 / ceiling,
         "hand_over_autodiff": paired_ratio(rounds["epoch"], rounds["autodiff_epoch"]),
+        "momentum_over_sgd": paired_ratio(rounds["momentum_epoch"], rounds["epoch"]),
+        "adam_over_sgd": paired_ratio(rounds["adam_epoch"], rounds["epoch"]),
         "sweep_over_sequential": paired_ratio(rounds["sweep_epoch"], rounds["epoch"], len(SWEEP_RATES)),
         "sweep_vmap_over_sequential": paired_ratio(rounds["sweep_epoch_vmap"], rounds["epoch"], len(SWEEP_RATES)),
         "grid_over_sequential": paired_ratio(rounds["grid_epoch"], rounds["epoch"], len(grid_seeds)),
@@ -319,6 +327,10 @@ def table(result: dict) -> str:
         lambda: ("training epoch, hand-written backward", f"{s['epoch']:.3f} s", epoch_rate, ">= 70%"),
         lambda: ("training epoch, autodiff gradients", f"{s['autodiff_epoch']:.3f} s",
          f"hand-written / autodiff = {result['hand_over_autodiff']:.3f}", "<= 1.0"),
+        lambda: ("training epoch, optax SGD with momentum 0.9", f"{s['momentum_epoch']:.3f} s",
+         f"momentum / plain SGD = {result['momentum_over_sgd']:.3f}", "<= 1.05"),
+        lambda: ("training epoch, optax Adam", f"{s['adam_epoch']:.3f} s",
+         f"Adam / plain SGD = {result['adam_over_sgd']:.3f}", "<= 1.2"),
         lambda: (f"sweep epoch, {rates} rates, lanes in groups of {result.get('lane_group', rates)}",
          f"{s['sweep_epoch']:.3f} s",
          f"sweep / ({rates} x epoch) = {result['sweep_over_sequential']:.3f}", "<= 1.0"),

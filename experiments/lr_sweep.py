@@ -49,9 +49,8 @@ def main() -> None:
 
     rates, seeds = lanes.grid(args.lrs, range(args.seed, args.seed + args.seeds))
     sizes = "-".join(map(str, flags.sizes(args)))
-    plan = experiment.Plan(
-        "lr_sweep", rates, seeds, figures, f"MLP {sizes}, SGD, batch {args.batch_size}: learning rates"
-    )
+    title = f"MLP {sizes}, {experiment.optimizer_name(args)}, batch {args.batch_size}: learning rates"
+    plan = experiment.Plan("lr_sweep", rates, seeds, figures, title)
 
     def save_params(state):
         if args.save_params_dir is None:

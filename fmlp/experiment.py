@@ -57,7 +57,16 @@ def config(args: argparse.Namespace, num_lanes: int) -> Config:
         lane_group=args.lane_group or default_group,
         patience=args.early_stop,
         devices=devices,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
     )
+
+
+def optimizer_name(args: argparse.Namespace) -> str:
+    """The optimizer as the figures' titles name it, e.g. "SGD" or "Nesterov momentum 0.9"."""
+    names = {"sgd": "SGD", "momentum": "SGD, momentum", "nesterov": "SGD, Nesterov momentum", "adam": "Adam",
+             "rmsprop": "RMSProp"}  # fmt: skip
+    return names[args.optimizer] + (f" {args.momentum:g}" if args.momentum is not None else "")
 
 
 def start_processes(args: argparse.Namespace) -> None:

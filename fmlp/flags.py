@@ -11,6 +11,8 @@ import numpy as np
 from fmlp.data import DOWNLOAD_TIMEOUT_SECONDS, SOURCES
 
 MNIST_TRAIN_SIZE = 60000
+# fmlp.train.OPTIMIZERS, repeated so that checking the flags does not import JAX (a test keeps them equal).
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
 # jax.random.key takes a signed 64-bit seed.
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
@@ -72,6 +74,14 @@ def folder(value: str) -> Path:
     return Path(value)
 
 
+def momentum(value: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    number = _number(float, value, "a number in [0, 1)")
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not in [0, 1)")
+    return number
+
+
 def host_port(value: str) -> str:
     """argparse type: HOST:PORT with a port in 1..65535."""
     host, _, port = value.rpartition(":")
@@ -128,6 +138,13 @@ def parser(description: str) -> argparse.ArgumentParser:
         default=None,
         help="runs trained together by vmap (default: 1 on a CPU, all on a GPU)",
     )
+    add(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd (our own update, the default) or an optax optimizer fed our gradients",
+    )
+    add("--momentum", type=momentum, default=None, help="for momentum and nesterov, in [0, 1) (default 0.9)")
     add("--quiet", action="store_true", help="no progress bar")
     add("--no-compile-cache", action="store_true", help="do not keep compiled programs for the next run")
     add(
@@ -193,6 +210,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
     check_processes(parser, args)
+    if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
+        parser.error(f"argument --momentum: --optimizer {args.optimizer} has no momentum")
+    if args.optimizer in ("momentum", "nesterov") and args.momentum is None:
+        args.momentum = 0.9
     problem = can_create_folder(args.out)
     if problem:
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")

@@ -28,13 +28,14 @@ import numpy as np
 from fmlp import mlp
 from fmlp.distributed import LANES, REPLICATED, any_process, over_devices, padded_lanes, place, to_host
 from fmlp.splits import Splits
-from fmlp.train import Config, EpochMetrics, evaluate, init_lane, lane_epoch
+from fmlp.train import Config, EpochMetrics, evaluate, init_lane, init_optimizer, lane_epoch
 
 
 class LaneState(NamedTuple):
     """Everything that changes from epoch to epoch, each leaf with a leading lane axis (L, ...)."""
 
     params: mlp.Params
+    optimizer: object  # each lane's optimizer state (momentum, Adam's moments, ...); None for plain SGD
     keys: jax.Array  # (L, 2) uint32: the raw RNG key from which each lane's next shuffle is drawn
     learning_rates: jax.Array  # (L,) float32
     diverged: jax.Array  # (L,) bool
@@ -109,8 +110,11 @@ def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[
     params, keys = stack([per_seed[seed] for seed in seeds])
     num_lanes = len(seeds)
     no = jnp.zeros((num_lanes,), bool)
+    first = jax.tree.map(lambda leaf: leaf[0], params)
+    optimizer = jax.tree.map(lambda leaf: jnp.stack([leaf] * num_lanes), init_optimizer(config, first))
     return LaneState(
         params=params,
+        optimizer=optimizer,
         keys=keys,
         learning_rates=jnp.asarray(learning_rates, jnp.float32),
         diverged=no,
@@ -158,30 +162,33 @@ def train_epoch(
     """
     training = active(state)
 
-    def local_lanes(params, keys, learning_rates, training, images, labels):
+    def local_lanes(params, optimizer, keys, learning_rates, training, images, labels):
         def one_lane(lane):
-            params, raw_key, learning_rate, is_training = lane
+            params, optimizer, raw_key, learning_rate, is_training = lane
 
             def train(_):
-                new_params, key, metrics = lane_epoch(
-                    config, params, jax.random.wrap_key_data(raw_key), images, labels, learning_rate
+                new_params, new_optimizer, key, metrics = lane_epoch(
+                    config, params, optimizer, jax.random.wrap_key_data(raw_key), images, labels, learning_rate
                 )
-                return new_params, jax.random.key_data(key), metrics
+                return new_params, new_optimizer, jax.random.key_data(key), metrics
 
             def skip(_):
                 nan = jnp.full((), jnp.nan, jnp.float32)
-                return params, raw_key, EpochMetrics(nan, nan)
+                return params, optimizer, raw_key, EpochMetrics(nan, nan)
 
             return jax.lax.cond(is_training, train, skip, None)
 
-        return map_lanes(one_lane, (params, keys, learning_rates, training), config.lane_group)
+        return map_lanes(one_lane, (params, optimizer, keys, learning_rates, training), config.lane_group)
 
-    sharded = over_devices(local_lanes, config.devices, (LANES,) * 4 + (REPLICATED,) * 2, LANES)
-    params, keys, metrics = sharded(state.params, state.keys, state.learning_rates, training, images, labels)
+    sharded = over_devices(local_lanes, config.devices, (LANES,) * 5 + (REPLICATED,) * 2, LANES)
+    params, optimizer, keys, metrics = sharded(
+        state.params, state.optimizer, state.keys, state.learning_rates, training, images, labels
+    )
     finite = _all_finite(params) & jnp.isfinite(metrics.loss)
-    params = _lane_where(training & finite, params, state.params)
+    keep = training & finite
+    params, optimizer = _lane_where(keep, (params, optimizer), (state.params, state.optimizer))
     diverged = state.diverged | (training & ~finite)
-    return state._replace(params=params, keys=keys, diverged=diverged), metrics
+    return state._replace(params=params, optimizer=optimizer, keys=keys, diverged=diverged), metrics
 
 
 def _evaluate_all(config: Config, params: mlp.Params, images: jax.Array, labels: jax.Array):

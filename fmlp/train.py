@@ -1,4 +1,5 @@
-"""One lane's training: the static config, the SGD step, an epoch as one `lax.scan`, and evaluation.
+"""One lane's training: the static config, the step (our SGD or an optax optimizer), an epoch as one
+`lax.scan`, and evaluation.
 
 Everything here is for a single network (one lane). `fmlp.lanes` runs many lanes, or one, as one
 compiled program built from these functions, so the per-step math lives here only.
@@ -9,6 +10,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from fmlp import mlp, optim
 from fmlp.layers import cross_entropy
@@ -25,6 +27,8 @@ class Config(NamedTuple):
     lane_group: int = 1  # lanes trained together by vmap; 1 trains them one after another
     patience: int | None = None  # epochs without a better validation accuracy before a lane stops
     devices: int = 1  # devices the lane axis is split over (`fmlp.distributed`)
+    optimizer: str = "sgd"  # one of OPTIMIZERS: our own SGD, or an optax transformation
+    momentum: float | None = None  # of "momentum" and "nesterov"
     eval_chunk: int = 2000  # rows per evaluation product, so memory stays flat
 
 
@@ -51,53 +55,92 @@ def epoch_batch_indices(key: jax.Array, num_examples: int, batch_size: int) -> j
     return permutation[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
-def sgd_step(
-    params: mlp.Params, images: jax.Array, labels: jax.Array, learning_rate: jax.Array
-) -> tuple[mlp.Params, tuple[jax.Array, jax.Array]]:
-    """One SGD step on a batch: images (B, D), labels (B,) -> (new params, (loss, number right))."""
-    loss, grads, probs = mlp.loss_grads_and_probs(params, images, labels)
-    correct = jnp.sum(jnp.argmax(probs, axis=-1) == labels)
-    return optim.sgd(params, grads, learning_rate), (loss, correct)
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
+Gradients = Callable[[mlp.Params, jax.Array, jax.Array], tuple[jax.Array, mlp.Params, jax.Array]]
 
 
-def sgd_over_batches(
-    params: mlp.Params,
+def transformation(config: Config, learning_rate: jax.Array | float) -> optax.GradientTransformation:
+    """The optax form of config.optimizer at a learning rate, which may be traced (one per lane)."""
+    if config.optimizer in ("sgd", "momentum", "nesterov"):
+        momentum = None if config.optimizer == "sgd" else config.momentum
+        return optax.sgd(learning_rate, momentum=momentum, nesterov=config.optimizer == "nesterov")
+    if config.optimizer == "adam":
+        return optax.adam(learning_rate)
+    if config.optimizer == "rmsprop":
+        return optax.rmsprop(learning_rate)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def init_optimizer(config: Config, params: mlp.Params) -> optax.OptState | None:
+    """The optimizer's state for params (momentum, Adam's moments, ...); None for plain SGD, which has
+    none. No state depends on the learning rate, so any rate builds it."""
+    return None if config.optimizer == "sgd" else transformation(config, 0.0).init(params)
+
+
+def train_step(
+    config: Config,
+    carry: tuple[mlp.Params, optax.OptState | None],
+    images: jax.Array,
+    labels: jax.Array,
+    learning_rate: jax.Array,
+    gradients: Gradients = mlp.loss_grads_and_probs,
+) -> tuple[tuple[mlp.Params, optax.OptState | None], tuple[jax.Array, jax.Array]]:
+    """One step on a batch: carry (params, optimizer state) -> (new carry, (loss, number right)).
+
+    images (B, D), labels (B,). gradients(params, images, labels) -> (loss, grads, scores), where only
+    the argmax of the scores (probabilities or logits) is used. Plain SGD is our own update,
+    θ ← θ − η ∂L/∂θ; the other optimizers are optax's transformations fed the same gradients.
+    """
+    params, state = carry
+    loss, grads, scores = gradients(params, images, labels)
+    correct = jnp.sum(jnp.argmax(scores, axis=-1) == labels)
+    if config.optimizer == "sgd":
+        return (optim.sgd(params, grads, learning_rate), state), (loss, correct)
+    updates, state = transformation(config, learning_rate).update(grads, state, params)
+    return (optax.apply_updates(params, updates), state), (loss, correct)
+
+
+def train_over_batches(
+    config: Config,
+    carry: tuple[mlp.Params, optax.OptState | None],
     images: jax.Array,
     labels: jax.Array,
     batch_indices: jax.Array,
     learning_rate: jax.Array,
-    step: Callable = sgd_step,
-) -> tuple[mlp.Params, EpochMetrics]:
-    """One `step` per row of batch_indices (num_batches, B), gathering each batch on device.
+    gradients: Gradients = mlp.loss_grads_and_probs,
+) -> tuple[tuple[mlp.Params, optax.OptState | None], EpochMetrics]:
+    """One `train_step` per row of batch_indices (num_batches, B), gathering each batch on device.
 
-    images: (N, D) float; labels: (N,) int. `step` has the signature of `sgd_step` (the benchmark
-    passes one with autodiff gradients).
+    images: (N, D) float; labels: (N,) int. The carry (params, optimizer state) runs through the scan.
     """
 
-    def scan_body(params, indices):
-        return step(params, images[indices], labels[indices], learning_rate)
+    def scan_body(carry, indices):
+        return train_step(config, carry, images[indices], labels[indices], learning_rate, gradients)
 
-    params, (losses, correct) = jax.lax.scan(scan_body, params, batch_indices)
-    return params, EpochMetrics(jnp.mean(losses), jnp.sum(correct) / batch_indices.size)
+    carry, (losses, correct) = jax.lax.scan(scan_body, carry, batch_indices)
+    return carry, EpochMetrics(jnp.mean(losses), jnp.sum(correct) / batch_indices.size)
 
 
 def lane_epoch(
     config: Config,
     params: mlp.Params,
+    state: optax.OptState | None,
     key: jax.Array,
     images: jax.Array,
     labels: jax.Array,
     learning_rate: jax.Array,
-    step: Callable = sgd_step,
-) -> tuple[mlp.Params, jax.Array, EpochMetrics]:
-    """One pass over a fresh shuffle of the training set: (params, next key, metrics).
+    gradients: Gradients = mlp.loss_grads_and_probs,
+) -> tuple[mlp.Params, optax.OptState | None, jax.Array, EpochMetrics]:
+    """One pass over a fresh shuffle of the training set: (params, optimizer state, next key, metrics).
 
     images: (N, D) float32, normalized; labels: (N,) int; learning_rate: float32 scalar.
     """
     key, shuffle_key = jax.random.split(key)
     batch_indices = epoch_batch_indices(shuffle_key, images.shape[0], config.batch_size)
-    params, metrics = sgd_over_batches(params, images, labels, batch_indices, learning_rate, step)
-    return params, key, metrics
+    (params, state), metrics = train_over_batches(
+        config, (params, state), images, labels, batch_indices, learning_rate, gradients
+    )
+    return params, state, key, metrics
 
 
 def _loss_and_correct(params: mlp.Params, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -18,8 +18,9 @@ def autodiff_loss_and_grads(params: mlp.Params, images: jax.Array, labels: jax.A
     return jax.value_and_grad(reference_loss)(params, images, labels)
 
 
-def autodiff_sgd_step(params: mlp.Params, images: jax.Array, labels: jax.Array, learning_rate: jax.Array):
-    """`train.sgd_step` with gradients from `jax.value_and_grad`: same outputs, same update."""
+def autodiff_loss_grads_and_logits(params: mlp.Params, images: jax.Array, labels: jax.Array):
+    """`mlp.loss_grads_and_probs` by `jax.value_and_grad`: (loss, grads, logits); the logits have the
+    probabilities' argmax, which is all that `train.train_step` reads of them."""
 
     def loss_and_logits(params):
         logits, _ = mlp.forward_logits(params, images)
@@ -27,5 +28,4 @@ def autodiff_sgd_step(params: mlp.Params, images: jax.Array, labels: jax.Array, 
         return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1)), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_and_logits, has_aux=True)(params)
-    correct = jnp.sum(jnp.argmax(logits, axis=-1) == labels)
-    return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads), (loss, correct)
+    return loss, grads, logits

@@ -29,6 +29,8 @@ def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
         "compile_epoch",
         "compile_sweep",
         "compile_grid",
+        "momentum_epoch",
+        "adam_epoch",
     }
     assert 0 < result["grid_over_sequential"] and 0 < result["grid_eval_over_grid_epoch"]
     assert 0 < result["epoch_over_gemm_only"] and result["best_matmul_gflops"] > 0

@@ -28,7 +28,8 @@ def problem() -> splits.Splits:
 
 @functools.partial(jax.jit, static_argnums=0)
 def _epoch(config, params, key, images, labels, learning_rate):
-    return train.lane_epoch(config, params, key, images, labels, learning_rate)
+    params, _, key, metrics = train.lane_epoch(config, params, None, key, images, labels, learning_rate)
+    return params, key, metrics
 
 
 def plain_run(problem, learning_rate, seed, epochs=2):
