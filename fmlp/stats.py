@@ -89,6 +89,17 @@ def _epoch_means(group: Sequence[dict], epoch: int) -> tuple[float, float, list[
     )
 
 
+def epochs_to_reach(runs: Sequence[dict], rate: float, threshold: float) -> int | None:
+    """The first epoch at which the mean validation accuracy over the seeds of `rate` reaches
+    `threshold`; None if it never does (or some seed has no measurement there)."""
+    group = by_rate(runs)[rate]
+    for epoch in range(1, min(len(run["epochs"]) for run in group) + 1):
+        means = _epoch_means(group, epoch)
+        if means is not None and means[0] >= threshold:
+            return epoch
+    return None
+
+
 def select(runs: Sequence[dict]) -> dict | None:
     """The learning rate and epoch with the highest mean validation accuracy over seeds (ties: lower mean
     validation loss), and the test accuracy of that one choice. None without validation measurements."""

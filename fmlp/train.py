@@ -83,16 +83,17 @@ def train_step(
     images: jax.Array,
     labels: jax.Array,
     learning_rate: jax.Array,
-    gradients: Gradients = mlp.loss_grads_and_probs,
+    gradients: Gradients | None = None,
 ) -> tuple[tuple[mlp.Params, optax.OptState | None], tuple[jax.Array, jax.Array]]:
     """One step on a batch: carry (params, optimizer state) -> (new carry, (loss, number right)).
 
     images (B, D), labels (B,). gradients(params, images, labels) -> (loss, grads, scores), where only
-    the argmax of the scores (probabilities or logits) is used. Plain SGD is our own update,
+    the argmax of the scores (probabilities or logits) is used; None is `mlp.loss_grads_and_probs`,
+    looked up at trace time. Plain SGD is our own update,
     θ ← θ − η ∂L/∂θ; the other optimizers are optax's transformations fed the same gradients.
     """
     params, state = carry
-    loss, grads, scores = gradients(params, images, labels)
+    loss, grads, scores = (gradients or mlp.loss_grads_and_probs)(params, images, labels)
     correct = jnp.sum(jnp.argmax(scores, axis=-1) == labels)
     if config.optimizer == "sgd":
         return (optim.sgd(params, grads, learning_rate), state), (loss, correct)
@@ -107,7 +108,7 @@ def train_over_batches(
     labels: jax.Array,
     batch_indices: jax.Array,
     learning_rate: jax.Array,
-    gradients: Gradients = mlp.loss_grads_and_probs,
+    gradients: Gradients | None = None,
 ) -> tuple[tuple[mlp.Params, optax.OptState | None], EpochMetrics]:
     """One `train_step` per row of batch_indices (num_batches, B), gathering each batch on device.
 
@@ -129,7 +130,7 @@ def lane_epoch(
     images: jax.Array,
     labels: jax.Array,
     learning_rate: jax.Array,
-    gradients: Gradients = mlp.loss_grads_and_probs,
+    gradients: Gradients | None = None,
 ) -> tuple[mlp.Params, optax.OptState | None, jax.Array, EpochMetrics]:
     """One pass over a fresh shuffle of the training set: (params, optimizer state, next key, metrics).
 

@@ -73,3 +73,9 @@ def test_select_skips_epochs_some_seed_did_not_measure_and_needs_validation():
     runs = [run(1.0, 1, [0.5, 0.99], [0.5, 0.9]), run(1.0, 2, [0.6, None], [0.6, None])]
     assert stats.select(runs)["epoch"] == 1
     assert stats.select([run(1.0, 1, [None], [0.5])]) is None
+
+
+def test_epochs_to_reach_is_the_first_epoch_whose_mean_over_seeds_gets_there():
+    runs = [run(1.0, 1, [0.5, 0.97, 0.99], [0.5, 0.9, 0.9]), run(1.0, 2, [0.6, 0.99, 0.99], [0.6, 0.9, 0.9])]
+    assert stats.epochs_to_reach(runs, 1.0, 0.98) == 2
+    assert stats.epochs_to_reach(runs, 1.0, 0.995) is None

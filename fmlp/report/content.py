@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from fmlp.stats import epochs_to_reach
+
 # The results the report needs, and the command that writes each.
 REQUIRED = {
     "baseline.json": "python experiments/baseline.py",
@@ -23,10 +25,15 @@ REQUIRED = {
     "lr_sweep_accuracy.png": "python experiments/lr_sweep.py",
     "lr_sweep_loss.png": "python experiments/lr_sweep.py",
 }
+OPTIMIZERS = ("momentum", "nesterov", "adam", "rmsprop")
 OPTIONAL = {
     "robustness/lr_sweep.json": "python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness",
     "diagnose/diagnose.json": "python experiments/diagnose.py figures/params/lr_0.1_seed_1.npz "
     "figures/params/lr_1_seed_1.npz --out figures/diagnose",
+} | {
+    f"optimizers/{name}/lr_sweep.json": f"python experiments/lr_sweep.py --optimizer {name} --seeds 5 "
+    f"--validation 10000 --early-stop 5 --out figures/optimizers/{name}"
+    for name in OPTIMIZERS
 }
 PRESENTABLE = {"reading": "2.1 Review of the cuDNN paper", "from-scratch": "2.2 The MLP from scratch"}
 
@@ -142,12 +149,41 @@ def diagnose_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def optimizers_table(results: dict) -> str:
+    """Per optimizer: the rates tried, the rate and epoch chosen on validation, the test accuracy of
+    that choice with its interval, and the epochs the chosen rate needs to reach 98% validation accuracy."""
+    rows = [
+        "| optimizer | rates tried | chosen rate | chosen epoch | mean validation accuracy | its test accuracy "
+        "(95% interval) | epochs to 98% validation accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    sources = [("SGD (ours)", "robustness/lr_sweep.json")] + [
+        (name, f"optimizers/{name}/lr_sweep.json") for name in OPTIMIZERS
+    ]
+    for label, name in sources:
+        if name not in results:
+            continue
+        document = results[name]
+        selected = document["selected"]
+        rates = ", ".join(f"{row['learning_rate']:g}" for row in document["summary"])
+        reach = epochs_to_reach(document["runs"], selected["learning_rate"], 0.98)
+        reach_text = "not within the run" if reach is None else str(reach)
+        interval = selected["test_accuracy_ci95"]
+        rows.append(
+            f"| {label} | {rates} | {selected['learning_rate']:g} | {selected['epoch']} | "
+            f"{percent(selected['val_accuracy'])} | {percent(selected['test_accuracy'])} "
+            f"({percent(interval[0])} – {percent(interval[1])}) | {reach_text} |"
+        )
+    return "\n".join(rows)
+
+
 TABLES = {
     "baseline_epochs": baseline_epochs_table,
     "sweep": sweep_table,
     "robustness": robustness_table,
     "selected": selected_table,
     "diagnose": diagnose_table,
+    "optimizers": optimizers_table,
 }
 TABLE_MARKER = re.compile(r"<!-- table: (\w+) -->\n(?:\n*(?:\|.*\n?)+)?")
 REQUIRES_MARKER = re.compile(r"<!-- requires: (\S+) -->")
@@ -262,6 +298,7 @@ def commands(results: dict) -> list[str]:
     if "diagnose/diagnose.json" in results:
         document = results["diagnose/diagnose.json"]
         lines.append(f"python experiments/diagnose.py {' '.join(document['params'].values())} --out {document['out']}")
+    lines += [OPTIONAL[name] for name in OPTIONAL if name.startswith("optimizers/") and name in results]
     return lines + ['python experiments/report.py --authors "..." --present ...']
 
 
