@@ -49,7 +49,9 @@ def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
 def config(args: argparse.Namespace, num_lanes: int) -> Config:
     """The static training options from the flags: the lanes split over every device; on each device
     they train one at a time on a CPU, all together elsewhere."""
-    devices = min(jax.device_count(), num_lanes)
+    # Several processes must all hold lanes (padded ones if need be); one process uses no more devices
+    # than it has lanes.
+    devices = jax.device_count() if jax.process_count() > 1 else min(jax.device_count(), num_lanes)
     default_group = 1 if jax.default_backend() == "cpu" else -(-num_lanes // devices)
     return Config(
         sizes=flags.sizes(args),
