@@ -110,8 +110,7 @@ def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[
     params, keys = stack([per_seed[seed] for seed in seeds])
     num_lanes = len(seeds)
     no = jnp.zeros((num_lanes,), bool)
-    first = jax.tree.map(lambda leaf: leaf[0], params)
-    optimizer = jax.tree.map(lambda leaf: jnp.stack([leaf] * num_lanes), init_optimizer(config, first))
+    optimizer = stack([init_optimizer(config, unstack(params, 0))] * num_lanes)
     return LaneState(
         params=params,
         optimizer=optimizer,

@@ -14,6 +14,8 @@ EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
 
 
 class Report(NamedTuple):
+    """The laid-out document, not yet written, and what the check for stale numbers found."""
+
     pdf: FPDF
     warnings: list[str]  # stale numbers in the prose
 
