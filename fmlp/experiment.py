@@ -189,9 +189,14 @@ def summary_line(document: dict, epochs_run: int, args: argparse.Namespace) -> s
     line = f"final test accuracy by learning rate after {epochs_run} epochs: " + ", ".join(parts)
     selected = document["selected"]
     if selected is not None:
+        when = (
+            f"epoch {selected['epoch']}"
+            if selected["epoch"] is not None
+            else "each seed's best epoch (" + ", ".join(map(str, selected["epochs"])) + ")"
+        )
         line += (
-            f"\nselected on validation: lr {selected['learning_rate']:g}, epoch {selected['epoch']} "
-            f"(validation accuracy {selected['val_accuracy']:.2%}); its test accuracy {selected['test_accuracy']:.2%}"
+            f"\nselected on validation: lr {selected['learning_rate']:g} at {when} (validation accuracy "
+            f"{selected['val_accuracy']:.2%}); its test accuracy {selected['test_accuracy']:.2%}"
         )
     seconds = document["seconds"]
     return line + f"\ntotal {seconds['total']:.1f} s (train {seconds['train']:.1f} s); wrote {args.out}"

@@ -107,7 +107,7 @@ def document(
         "runs": run_records,
         "summary": stats.summary(run_records),
         "summary_interval": stats.INTERVAL,
-        "selected": stats.select(run_records),
+        "selected": stats.select_kept(run_records) if args.early_stop is not None else stats.select(run_records),
         "seconds": seconds,
     }
 

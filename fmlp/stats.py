@@ -89,15 +89,50 @@ def _epoch_means(group: Sequence[dict], epoch: int) -> tuple[float, float, list[
     )
 
 
-def epochs_to_reach(runs: Sequence[dict], rate: float, threshold: float) -> int | None:
-    """The first epoch at which the mean validation accuracy over the seeds of `rate` reaches
-    `threshold`; None if it never does (or some seed has no measurement there)."""
-    group = by_rate(runs)[rate]
-    for epoch in range(1, min(len(run["epochs"]) for run in group) + 1):
-        means = _epoch_means(group, epoch)
-        if means is not None and means[0] >= threshold:
-            return epoch
-    return None
+def epochs_to_reach(runs: Sequence[dict], rate: float, threshold: float) -> list[int | None]:
+    """For each seed of `rate`, the first epoch whose validation accuracy reaches `threshold`; None
+    for a seed that never does."""
+    return [
+        next((e["epoch"] for e in run["epochs"] if (e["val_accuracy"] or 0.0) >= threshold), None)
+        for run in by_rate(runs)[rate]
+    ]
+
+
+def _best_validation(run: dict) -> tuple[float, float] | None:
+    """(validation accuracy, validation loss) at the run's best epoch (ties: lower loss); None without."""
+    measured = [e for e in run["epochs"] if e["val_accuracy"] is not None]
+    if not measured:
+        return None
+    best = max(measured, key=lambda e: (e["val_accuracy"], -e["val_loss"]))
+    return best["val_accuracy"], best["val_loss"]
+
+
+def select_kept(runs: Sequence[dict]) -> dict | None:
+    """With early stopping: the learning rate whose seeds' kept (best-by-validation) parameters have the
+    highest mean validation accuracy (ties: lower mean validation loss), and the mean test accuracy of
+    those parameters. Each seed keeps its own epoch, listed in "epochs"."""
+    best = None
+    for rate, group in by_rate(runs).items():
+        kept = [_best_validation(run) for run in group]
+        if any(k is None for k in kept) or any(run["final"]["test_accuracy"] is None for run in group):
+            continue
+        rank = (float(np.mean([k[0] for k in kept])), -float(np.mean([k[1] for k in kept])))
+        if best is None or rank > best[0]:
+            best = (rank, rate, group)
+    if best is None:
+        return None
+    (val_accuracy, negative_loss), rate, group = best
+    test = summarize([run["final"]["test_accuracy"] for run in group])
+    return {
+        "learning_rate": rate,
+        "epoch": None,
+        "epochs": [run["final"]["epoch"] for run in group],
+        "val_accuracy": val_accuracy,
+        "val_loss": -negative_loss,
+        "test_accuracy": test["mean"],
+        "test_accuracy_ci95": test["ci95"],
+        "seeds": test["n"],
+    }
 
 
 def select(runs: Sequence[dict]) -> dict | None:

@@ -75,7 +75,23 @@ def test_select_skips_epochs_some_seed_did_not_measure_and_needs_validation():
     assert stats.select([run(1.0, 1, [None], [0.5])]) is None
 
 
-def test_epochs_to_reach_is_the_first_epoch_whose_mean_over_seeds_gets_there():
-    runs = [run(1.0, 1, [0.5, 0.97, 0.99], [0.5, 0.9, 0.9]), run(1.0, 2, [0.6, 0.99, 0.99], [0.6, 0.9, 0.9])]
-    assert stats.epochs_to_reach(runs, 1.0, 0.98) == 2
-    assert stats.epochs_to_reach(runs, 1.0, 0.995) is None
+def test_epochs_to_reach_is_each_seeds_first_epoch_there():
+    runs = [run(1.0, 1, [0.5, 0.97, 0.99], [0.5, 0.9, 0.9]), run(1.0, 2, [0.6, 0.99, None], [0.6, 0.9, None])]
+    assert stats.epochs_to_reach(runs, 1.0, 0.98) == [3, 2]
+    assert stats.epochs_to_reach(runs, 1.0, 0.995) == [None, None]
+
+
+def test_select_kept_compares_each_seeds_best_parameters():
+    # lr 1: seeds peak at 0.95 and 0.97 (epochs 1 and 2); lr 0.1 peaks at 0.955 for both.
+    runs = [
+        run(1.0, 1, [0.95, 0.90], [0.94, 0.89]),
+        run(1.0, 2, [0.93, 0.97], [0.92, 0.96]),
+        run(0.1, 1, [0.90, 0.955], [0.89, 0.95]),
+        run(0.1, 2, [0.955, None], [0.97, None]),
+    ]
+    for r in runs:  # early stopping keeps the best epoch's parameters
+        best = max((e for e in r["epochs"] if e["val_accuracy"] is not None), key=lambda e: e["val_accuracy"])
+        r["final"] = {"epoch": best["epoch"], "test_accuracy": best["test_accuracy"]}
+    selected = stats.select_kept(runs)
+    assert selected["learning_rate"] == 1.0 and selected["epochs"] == [1, 2]
+    assert selected["val_accuracy"] == pytest.approx(0.96) and selected["test_accuracy"] == pytest.approx(0.95)
