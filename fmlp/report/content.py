@@ -301,7 +301,14 @@ def commands(results: dict) -> list[str]:
     if "diagnose/diagnose.json" in results:
         document = results["diagnose/diagnose.json"]
         lines.append(f"python experiments/diagnose.py {' '.join(document['params'].values())} --out {document['out']}")
-    lines += [OPTIONAL[name] for name in OPTIONAL if name.startswith("optimizers/") and name in results]
+    for name in OPTIMIZERS:
+        if f"optimizers/{name}/lr_sweep.json" in results:
+            config = results[f"optimizers/{name}/lr_sweep.json"]["config"]
+            lines.append(
+                f"python experiments/lr_sweep.py --optimizer {name} --lrs {','.join(f'{r:g}' for r in config['lrs'])} "
+                f"--seeds {config['seeds']} --validation {config['validation']} --early-stop {config['early_stop']} "
+                f"--out {config['out']}"
+            )
     return lines + ['python experiments/report.py --authors "..." --present ...']
 
 
