@@ -129,6 +129,8 @@ def map_lanes(function: Callable, lanes, group: int):
     """function over the leading lane axis of every leaf of `lanes`: vmapped in groups of `group`
     lanes, the groups one after another. group 1 is a plain loop; group >= L is one vmap."""
     num_lanes = jax.tree.leaves(lanes)[0].shape[0]
+    if num_lanes == 1:  # as itself: under a vmap of one, XLA's CPU products run about 15% slower
+        return jax.tree.map(lambda leaf: leaf[None], function(unstack(lanes, 0)))
     if group >= num_lanes:
         return jax.vmap(function)(lanes)
     return jax.lax.map(function, lanes, batch_size=group if group > 1 else None)
@@ -160,6 +162,7 @@ def train_epoch(
     lanes train one at a time (under vmap the skip becomes a select).
     """
     training = active(state)
+    num_lanes = training.shape[0]
 
     def local_lanes(params, optimizer, keys, learning_rates, training, images, labels):
         def one_lane(lane):
@@ -175,6 +178,8 @@ def train_epoch(
                 nan = jnp.full((), jnp.nan, jnp.float32)
                 return params, optimizer, raw_key, EpochMetrics(nan, nan)
 
+            if num_lanes == 1:  # a run of one lane ends when its lane freezes: nothing to skip
+                return train(None)
             return jax.lax.cond(is_training, train, skip, None)
 
         return map_lanes(one_lane, (params, optimizer, keys, learning_rates, training), config.lane_group)
