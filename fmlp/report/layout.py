@@ -72,8 +72,9 @@ def ensure_room(pdf: FPDF, needed: float) -> None:
         pdf.add_page()
 
 
-def _heading(pdf: FPDF, tag: str, text: str) -> None:
-    ensure_room(pdf, KEEP_WITH_HEADING_MM)
+def _heading(pdf: FPDF, tag: str, text: str, keep: float = KEEP_WITH_HEADING_MM) -> None:
+    """A heading, moved to the next page unless `keep` mm fit below it (what follows it must start here)."""
+    ensure_room(pdf, keep + 12)
     pdf.ln(3 if tag != "h1" else 1)
     pdf.set_font(FONT, "B", HEADING_SIZES.get(tag, BODY_SIZE))
     pdf.multi_cell(0, HEADING_SIZES.get(tag, BODY_SIZE) * 0.5, text)
@@ -91,14 +92,20 @@ def _html(pdf: FPDF, html: str) -> None:
     pdf.write_html(html, font_family=FONT, tag_styles=monospace, li_prefix_color=(0, 0, 0))
 
 
-def figure(pdf: FPDF, path: Path, caption: str) -> None:
-    """An image scaled to the text width (at most FIGURE_MAX_HEIGHT_MM high), on one page, with its caption."""
+def figure_size(pdf: FPDF, path: Path) -> tuple[float, float]:
+    """(width, height) in mm of an image scaled to the text width, at most FIGURE_MAX_HEIGHT_MM high."""
     with Image.open(path) as image:
         pixels_wide, pixels_high = image.size
     width = pdf.epw
     height = width * pixels_high / pixels_wide
     if height > FIGURE_MAX_HEIGHT_MM:
         width, height = width * FIGURE_MAX_HEIGHT_MM / height, FIGURE_MAX_HEIGHT_MM
+    return width, height
+
+
+def figure(pdf: FPDF, path: Path, caption: str) -> None:
+    """An image scaled to the text width (at most FIGURE_MAX_HEIGHT_MM high), on one page, with its caption."""
+    width, height = figure_size(pdf, path)
     ensure_room(pdf, height + 10)
     pdf.image(str(path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height)
     if caption:
@@ -175,6 +182,17 @@ def _block_end(tokens: list[Token], start: int) -> int:
             return index
 
 
+def _room_for_next(pdf: FPDF, tokens: list[Token], start: int, base: Path) -> float:
+    """What the block at tokens[start] needs on the page to follow a heading: a figure whole, else
+    KEEP_WITH_HEADING_MM."""
+    following = [i for i in range(start, len(tokens)) if tokens[i].type != "html_block"][:2]
+    if len(following) == 2 and tokens[following[0]].type == "paragraph_open":
+        images = _images_only(tokens[following[1]])
+        if images:
+            return figure_size(pdf, (base / images[0].attrs["src"]).resolve())[1] + 10
+    return KEEP_WITH_HEADING_MM
+
+
 def markdown(pdf: FPDF, text: str, base: Path) -> None:
     """Lays out Markdown text; image paths are relative to `base`."""
     md = parser()
@@ -184,7 +202,7 @@ def markdown(pdf: FPDF, text: str, base: Path) -> None:
         token = tokens[index]
         end = _block_end(tokens, index)
         if token.type == "heading_open":
-            _heading(pdf, token.tag, tokens[index + 1].content)
+            _heading(pdf, token.tag, tokens[index + 1].content, _room_for_next(pdf, tokens, end, base))
         elif token.type == "paragraph_open" and (images := _images_only(tokens[index + 1])) is not None:
             for image in images:
                 figure(pdf, (base / image.attrs["src"]).resolve(), image.content)
