@@ -31,8 +31,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     flags.check_args(parser, args)
-    if args.save_params_dir is not None and flags.can_create_folder(args.save_params_dir):
-        parser.error(f"argument --save-params: {flags.can_create_folder(args.save_params_dir)}")
+    if args.save_params_dir is not None and (problem := flags.can_create_folder(args.save_params_dir)):
+        parser.error(f"argument --save-params: {problem}")
     if args.seed + args.seeds - 1 > flags.SEED_MAX:
         parser.error(
             f"argument --seeds: --seed {args.seed} + {args.seeds} seeds passes the largest seed {flags.SEED_MAX}"

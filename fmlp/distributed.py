@@ -87,9 +87,9 @@ def place(tree, num_devices: int, spec: PartitionSpec):
     sharding = NamedSharding(lane_mesh(num_devices), spec)
 
     def put(leaf):
-        host = leaf if jax.process_count() == 1 else np.asarray(leaf)
         if jax.process_count() == 1:
-            return jax.device_put(host, sharding)
+            return jax.device_put(leaf, sharding)
+        host = np.asarray(leaf)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     return jax.tree.map(put, tree)

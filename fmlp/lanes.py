@@ -278,15 +278,16 @@ def fit(
     diverged_at: list[int | None] = [None] * num_lanes
     stopped_at: list[int | None] = [None] * num_lanes
     train_seconds = eval_seconds = 0.0
+    trained = to_host(active(state))
     for epoch in range(1, epochs + 1):
-        trained = to_host(active(state))
         (state, metrics), seconds = timed(epoch_fn, state, splits.train_images, splits.train_labels)
         train_seconds += seconds
         (state, evaluation), seconds = timed(eval_fn, state, splits)
         eval_seconds += seconds
 
-        diverged, stopped = to_host((state.diverged, state.stopped))
-        columns = list(to_host(tuple(metrics))) + list(to_host(tuple(evaluation)))
+        # One transfer per epoch brings everything the host reads back.
+        diverged, stopped, metrics, evaluation = to_host((state.diverged, state.stopped, metrics, evaluation))
+        columns = [*metrics, *evaluation]
         for lane in range(num_lanes):
             measured = trained[lane] and not diverged[lane]
             if trained[lane] and diverged[lane]:
@@ -297,7 +298,8 @@ def fit(
             records[lane].append(EpochRecord(epoch, *values))
         if on_epoch is not None:
             on_epoch(epoch, tuple(lane_records[-1] for lane_records in records))
-        if not to_host(active(state)).any() or any_process(should_stop()):
+        trained = ~(diverged | stopped)  # the lanes the next epoch trains: `active`, on the host
+        if not trained.any() or any_process(should_stop()):
             break
     history = LaneHistory(
         tuple(learning_rates),

@@ -41,12 +41,7 @@ def flag_values(args: argparse.Namespace) -> dict:
     return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
 
 
-def _best_epoch(epochs: Sequence[dict]) -> int | None:
-    """The epoch of the highest validation accuracy (ties: lower validation loss); None without validation."""
-    measured = [e for e in epochs if e["val_accuracy"] is not None]
-    if not measured:
-        return None
-    return max(measured, key=lambda e: (e["val_accuracy"], -e["val_loss"]))["epoch"]
+NO_FINAL = {"epoch": None, "test_loss": None, "test_accuracy": None}
 
 
 def _final(epochs: Sequence[dict], epoch: int | None) -> dict:
@@ -54,7 +49,7 @@ def _final(epochs: Sequence[dict], epoch: int | None) -> dict:
     measured = [e for e in epochs if e["test_accuracy"] is not None]
     chosen = next((e for e in measured if e["epoch"] == epoch), measured[-1] if measured else None)
     if chosen is None:
-        return {"epoch": None, "test_loss": None, "test_accuracy": None}
+        return NO_FINAL
     return {"epoch": chosen["epoch"], "test_loss": chosen["test_loss"], "test_accuracy": chosen["test_accuracy"]}
 
 
@@ -64,11 +59,10 @@ def runs(history: LaneHistory, early_stop: bool) -> list[dict]:
     records = []
     for lane, lane_records in enumerate(history.records):
         epochs = [record._asdict() for record in lane_records]
-        best = _best_epoch(epochs)
+        best_record = stats.best_epoch(epochs)
+        best = None if best_record is None else best_record["epoch"]
         diverged = history.diverged_at_epoch[lane]
-        final = _final(epochs, best if early_stop else None)
-        if diverged is not None:
-            final = {"epoch": None, "test_loss": None, "test_accuracy": None}
+        final = NO_FINAL if diverged is not None else _final(epochs, best if early_stop else None)
         records.append(
             {
                 "learning_rate": history.learning_rates[lane],

@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from fmlp.io import atomic_path
-from fmlp.stats import by_rate, t_quantile
+from fmlp.stats import by_rate, half_width
 
 
 def _style(axes: Axes, title: str | None, ylabel: str) -> None:
@@ -24,12 +24,6 @@ def _style(axes: Axes, title: str | None, ylabel: str) -> None:
     axes.set_xlabel("epoch")
     axes.set_ylabel(ylabel)
     axes.grid(True, alpha=0.3, which="both")
-
-
-def _series(epochs: Sequence[dict], key: str) -> tuple[list[int], list[float]]:
-    """(epoch numbers, values) of one metric, leaving out epochs where it is None (diverged, frozen)."""
-    kept = [e for e in epochs if e[key] is not None]
-    return [e["epoch"] for e in kept], [e[key] for e in kept]
 
 
 def mean_band(group: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +39,7 @@ def mean_band(group: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray, 
     mean = values.mean(axis=1)
     if len(group) < 2:
         return epochs, mean, mean, mean
-    half = t_quantile(len(group)) * values.std(axis=1, ddof=1) / np.sqrt(len(group))
+    half = half_width(values.std(axis=1, ddof=1), len(group))
     return epochs, mean, mean - half, mean + half
 
 

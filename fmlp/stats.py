@@ -20,6 +20,11 @@ def t_quantile(n: int) -> float:
     return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
 
 
+def half_width(std, n: int):
+    """Half the 95% t-interval of a mean of n >= 2 values with sample std `std` (a number or an array)."""
+    return t_quantile(n) * std / math.sqrt(n)
+
+
 INTERVAL = "95% Student t interval of the mean over seeds: mean ± t(0.975, n − 1) · std / √n, std with n − 1"
 
 
@@ -36,8 +41,8 @@ def summarize(values: Sequence[float]) -> dict:
     std = float(array.std(ddof=1)) if n > 1 else None
     interval = None
     if std is not None:
-        half_width = t_quantile(n) * std / math.sqrt(n)
-        interval = [mean - half_width, mean + half_width]
+        half = half_width(std, n)
+        interval = [mean - half, mean + half]
     return {"n": n, "mean": mean, "std": std, "min": float(array.min()), "max": float(array.max()), "ci95": interval}
 
 
@@ -49,10 +54,17 @@ def by_rate(runs: Sequence[dict]) -> dict[float, list[dict]]:
     return groups
 
 
+def best_epoch(epochs: Sequence[dict]) -> dict | None:
+    """The epoch record of the highest validation accuracy (ties: lower validation loss); None without
+    validation. The same rule picks the parameters that early stopping keeps."""
+    measured = [e for e in epochs if e["val_accuracy"] is not None]
+    return max(measured, key=lambda e: (e["val_accuracy"], -e["val_loss"])) if measured else None
+
+
 def best_val_accuracy(run: dict) -> float | None:
     """The run's highest validation accuracy over its epochs; None without validation."""
-    values = [e["val_accuracy"] for e in run["epochs"] if e["val_accuracy"] is not None]
-    return max(values) if values else None
+    best = best_epoch(run["epochs"])
+    return None if best is None else best["val_accuracy"]
 
 
 def summary(runs: Sequence[dict]) -> list[dict]:
@@ -98,25 +110,16 @@ def epochs_to_reach(runs: Sequence[dict], rate: float, threshold: float) -> list
     ]
 
 
-def _best_validation(run: dict) -> tuple[float, float] | None:
-    """(validation accuracy, validation loss) at the run's best epoch (ties: lower loss); None without."""
-    measured = [e for e in run["epochs"] if e["val_accuracy"] is not None]
-    if not measured:
-        return None
-    best = max(measured, key=lambda e: (e["val_accuracy"], -e["val_loss"]))
-    return best["val_accuracy"], best["val_loss"]
-
-
 def select_kept(runs: Sequence[dict]) -> dict | None:
     """With early stopping: the learning rate whose seeds' kept (best-by-validation) parameters have the
     highest mean validation accuracy (ties: lower mean validation loss), and the mean test accuracy of
     those parameters. Each seed keeps its own epoch, listed in "epochs"."""
     best = None
     for rate, group in by_rate(runs).items():
-        kept = [_best_validation(run) for run in group]
+        kept = [best_epoch(run["epochs"]) for run in group]
         if any(k is None for k in kept) or any(run["final"]["test_accuracy"] is None for run in group):
             continue
-        rank = (float(np.mean([k[0] for k in kept])), -float(np.mean([k[1] for k in kept])))
+        rank = (float(np.mean([k["val_accuracy"] for k in kept])), -float(np.mean([k["val_loss"] for k in kept])))
         if best is None or rank > best[0]:
             best = (rank, rate, group)
     if best is None:

@@ -6,7 +6,6 @@ never the last thing on a page, a figure is scaled to fit the page and never spl
 on a page that has room for its header and first rows.
 """
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -221,7 +220,3 @@ def markdown(pdf: FPDF, text: str, base: Path) -> None:
         elif token.type != "html_block":
             _html(pdf, md.renderer.render(tokens[index:end], md.options, {}))
         index = end
-
-
-def write(pdf: FPDF, path: str | os.PathLike) -> None:
-    pdf.output(str(path))
