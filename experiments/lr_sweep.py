@@ -7,28 +7,9 @@ python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robust
 
 from fmlp import flags
 
-DEFAULT_RATES = [1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001]
-
 
 def main() -> None:
-    parser = flags.parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--lrs",
-        type=flags.learning_rate_list,
-        default=DEFAULT_RATES,
-        help="comma-separated learning rates (default 1.0,0.5,0.1,0.05,0.01,0.005,0.001)",
-    )
-    parser.add_argument(
-        "--seeds", type=flags.positive_int, default=1, help="seeds per rate: --seed, --seed+1, ... (default 1)"
-    )
-    parser.add_argument(
-        "--save-params",
-        dest="save_params_dir",
-        type=flags.folder,
-        default=None,
-        metavar="DIR",
-        help="write each run's final parameters to DIR/lr_<rate>_seed_<seed>.npz",
-    )
+    parser = flags.sweep_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     flags.check_args(parser, args)
     if args.save_params_dir is not None and (problem := flags.can_create_folder(args.save_params_dir)):
@@ -39,18 +20,10 @@ def main() -> None:
         )
 
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes, plots
+    from fmlp import experiment, lanes
 
-    def figures(runs, title):
-        return {
-            "lr_sweep_accuracy.png": plots.accuracy_figure(runs, title),
-            "lr_sweep_loss.png": plots.sweep_loss_figure(runs, title),
-        }
-
-    rates, seeds = lanes.grid(args.lrs, range(args.seed, args.seed + args.seeds))
-    sizes = "-".join(map(str, flags.sizes(args)))
-    title = f"MLP {sizes}, {experiment.optimizer_name(args)}, batch {args.batch_size}: learning rates"
-    plan = experiment.Plan("lr_sweep", rates, seeds, figures, title)
+    plan = experiment.sweep_plan(vars(args))
+    rates, seeds = plan.learning_rates, plan.seeds
 
     def save_params(state):
         if args.save_params_dir is None:

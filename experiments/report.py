@@ -1,7 +1,8 @@
 """Builds the hand-in PDF from the committed results and documents: top sheet, review, experiments, appendix.
 
-python experiments/report.py                                            # figures/ -> figures/report.pdf
-python experiments/report.py --authors "Ada Lovelace, Alan Turing" --present reading,from-scratch
+python experiments/report.py --authors "Ada Lovelace, Alan Turing" --present reading,from-scratch  # figures/report.pdf
+
+experiments/handin.py runs whatever result is missing first, then this, then bundles the source.
 """
 
 import argparse
@@ -12,28 +13,35 @@ from pathlib import Path
 from fmlp import flags
 
 ROOT = Path(__file__).resolve().parent.parent
-PRESENTABLE = ("reading", "from-scratch")  # 2.1 and 2.2; checked again against fmlp.report.content
 
 
-def present_list(value: str) -> list[str]:
-    """argparse type: comma-separated exercises from PRESENTABLE, or empty for none."""
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    unknown = [item for item in items if item not in PRESENTABLE]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, unknown))}: choose from {', '.join(PRESENTABLE)}")
-    return items
+def build(args: argparse.Namespace, out: Path) -> None:
+    """Lays out the report from args.results and args.docs and writes it to out; exits 1 naming what is
+    missing, unreadable or unsupported by the results."""
+    from fmlp import report  # imported only now: fpdf2 and markdown-it load in about a second
+    from fmlp.io import atomic_path
+
+    for document in report.DOCUMENTS:
+        if not (args.docs / document).is_file():
+            sys.exit(f"error: {args.docs / document} is missing (it is part of the repository)")
+    try:
+        built = report.build(args.results, args.docs, args.authors, args.present, args.title)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    for problem in built.unsupported:
+        print(f"{'warning' if args.allow_stale else 'error'}: a number no result contains: {problem}", file=sys.stderr)
+    if built.unsupported and not args.allow_stale:
+        sys.exit(f"error: {len(built.unsupported)} numbers of the prose are not in the results (fix them, or "
+                 "pass --allow-stale); nothing written")  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as temp_path:
+        built.pdf.output(str(temp_path))
+    print(f"wrote {out} ({built.pdf.page_no()} pages)", end="")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--authors", default="", help='the group, e.g. "Name A, Name B" (default: none given)')
-    parser.add_argument(
-        "--present",
-        type=present_list,
-        default=[],
-        help=f"exercises the group is willing to present, comma-separated: {', '.join(PRESENTABLE)} (default none)",
-    )
-    parser.add_argument("--title", default="A multilayer perceptron from scratch on MNIST", help="the title")
+    flags.add_report_flags(parser)
     parser.add_argument(
         "--results", type=Path, default=ROOT / "figures", help="folder of the results (default figures)"
     )
@@ -45,24 +53,8 @@ def main() -> None:
     if problem:
         parser.error(f"argument --out: cannot write {str(out)!r}: {problem}")
     started = time.perf_counter()
-
-    from fmlp import report  # imported only now: fpdf2 and markdown-it load in about a second
-    from fmlp.io import atomic_path
-
-    for document in ("cudnn_review.md", "results.md"):
-        if not (args.docs / document).is_file():
-            sys.exit(f"error: {args.docs / document} is missing (it is part of the repository)")
-    authors = [name.strip() for name in args.authors.split(",") if name.strip()]
-    try:
-        built = report.build(args.results, args.docs, authors, args.present, args.title)
-    except FileNotFoundError as error:
-        sys.exit(f"error: {error}")
-    for warning in built.warnings:
-        print(f"warning: docs/results.md quotes a percentage no result contains: {warning}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as temp_path:
-        built.pdf.output(str(temp_path))
-    print(f"wrote {out} ({built.pdf.page_no()} pages) in {time.perf_counter() - started:.1f} s")
+    build(args, out)
+    print(f" in {time.perf_counter() - started:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """Figures of the measurements in `fmlp.diagnostics`: functions of its JSON-ready results that return
 matplotlib Figures (object-oriented API, as in `fmlp.plots`). `results` maps a network's name to its
-`diagnostics.diagnose` dict."""
+`diagnostics.diagnose` dict. Each is drawn at its printed size, at most `plots.PAGE_WIDTH` wide."""
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from fmlp.plots import PAGE_WIDTH
 
 
 def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: str) -> Figure:
     """One panel per hidden layer; each network's histogram of `key` drawn as a step line."""
     num_layers = len(next(iter(results.values()))["saturation"])
-    figure = Figure(figsize=(5.5 * num_layers, 4), layout="constrained")
+    figure = Figure(figsize=(PAGE_WIDTH, 3.4), layout="constrained")
     figure.suptitle(title)
     for layer, axes in enumerate(np.atleast_1d(figure.subplots(1, num_layers))):
         for name, result in results.items():
@@ -22,7 +24,7 @@ def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: st
         axes.set_xlabel(xlabel)
         axes.set_ylabel("share of all (image, unit) pairs")
         axes.grid(True, alpha=0.3)
-        axes.legend(fontsize="small")
+        axes.legend(fontsize=7)
     return figure
 
 
@@ -42,7 +44,7 @@ def derivative_figure(results: dict[str, dict]) -> Figure:
 
 def reliability_figure(results: dict[str, dict]) -> Figure:
     """Accuracy against mean confidence per confidence bin (the diagonal is perfect calibration)."""
-    figure = Figure(figsize=(6, 5.5), layout="constrained")
+    figure = Figure(figsize=(5.0, 4.4), layout="constrained")
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], color="gray", linestyle=":", label="perfect calibration")
     for name, result in results.items():
@@ -64,7 +66,7 @@ def confusion_figure(name: str, result: dict) -> Figure:
     from matplotlib.colors import LogNorm
 
     matrix = np.asarray(result["confusion"])
-    figure = Figure(figsize=(6.5, 5.5), layout="constrained")
+    figure = Figure(figsize=(5.2, 4.5), layout="constrained")
     axes = figure.add_subplot()
     image = axes.imshow(np.maximum(matrix, 0.5), cmap="Blues", norm=LogNorm(vmin=0.5, vmax=matrix.max()))
     for (row, column), count in np.ndenumerate(matrix):
@@ -84,7 +86,8 @@ def _image_grid(
     images: np.ndarray, captions: list[str], title: str, columns: int, cmap: str, symmetric: bool
 ) -> Figure:
     rows = max(1, -(-len(images) // columns))
-    figure = Figure(figsize=(1.4 * columns, 1.55 * rows + 0.5), layout="constrained")
+    cell = PAGE_WIDTH / columns
+    figure = Figure(figsize=(PAGE_WIDTH, (cell + 0.3) * rows + 0.4), layout="constrained")
     figure.suptitle(title if len(images) else f"{title}: none")
     for index, axes in enumerate(np.ravel(figure.subplots(rows, columns))):
         axes.axis("off")
@@ -98,10 +101,10 @@ def _image_grid(
 def errors_figure(name: str, result: dict, test_images: np.ndarray) -> Figure:
     """The test digits the network is most confidently wrong on; test_images uint8 (N, 28, 28)."""
     errors = result["confident_errors"]
-    captions = [f"{e['label']} → {e['prediction']} ({e['probability']:.2%})" for e in errors]
+    captions = [f"{e['label']} → {e['prediction']}\n{e['probability']:.2%}" for e in errors]
     images = np.stack([test_images[e["index"]] for e in errors]) if errors else np.zeros((0, 28, 28))
     return _image_grid(
-        images, captions, f"{name}: most confident errors (true → predicted, probability)", 6, "gray_r", False
+        images, captions, f"{name}: most confident errors (true → predicted, probability)", 9, "gray_r", False
     )
 
 

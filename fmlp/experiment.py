@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -64,11 +65,52 @@ def config(args: argparse.Namespace, num_lanes: int) -> Config:
     )
 
 
-def optimizer_name(args: argparse.Namespace) -> str:
-    """The optimizer as the figures' titles name it, e.g. "SGD" or "Nesterov momentum 0.9"."""
+def optimizer_name(config: dict) -> str:
+    """The optimizer of recorded flags as the figures' titles name it, e.g. "SGD" or "SGD, Nesterov momentum 0.9"."""
     names = {"sgd": "SGD", "momentum": "SGD, momentum", "nesterov": "SGD, Nesterov momentum", "adam": "Adam",
              "rmsprop": "RMSProp"}  # fmt: skip
-    return names[args.optimizer] + (f" {args.momentum:g}" if args.momentum is not None else "")
+    momentum = config.get("momentum")
+    return names[config.get("optimizer", "sgd")] + (f" {momentum:g}" if momentum is not None else "")
+
+
+def _network_name(config: dict) -> str:
+    return "MLP " + "-".join(map(str, (784, *config["hidden"], 10)))
+
+
+def baseline_plan(config: dict) -> Plan:
+    """What baseline.py trains and draws, from its flags (vars of the parsed arguments, or as recorded)."""
+
+    def figures(runs, title):
+        return {
+            "baseline_loss.png": plots.loss_figure(runs, title),
+            "baseline_accuracy.png": plots.accuracy_figure(runs, title),
+        }
+
+    title = f"{_network_name(config)}, {optimizer_name(config)} lr {config['lr']:g}, batch {config['batch_size']}"
+    return Plan("baseline", (config["lr"],), (config["seed"],), figures, title)
+
+
+def sweep_plan(config: dict) -> Plan:
+    """What lr_sweep.py trains and draws: every rate with seeds seed, seed + 1, ..., rate-major."""
+
+    def figures(runs, title):
+        return {
+            "lr_sweep_accuracy.png": plots.accuracy_figure(runs, title),
+            "lr_sweep_loss.png": plots.sweep_loss_figure(runs, title),
+        }
+
+    rates, seeds = lanes.grid(config["lrs"], range(config["seed"], config["seed"] + config["seeds"]))
+    title = f"{_network_name(config)}, {optimizer_name(config)}, batch {config['batch_size']}: learning rates"
+    return Plan("lr_sweep", rates, seeds, figures, title)
+
+
+def draw(plan: Plan, runs: list[dict], folder: Path) -> list[Path]:
+    """The plan's figures of these runs, written into folder; returns their paths."""
+    paths = []
+    for file_name, figure in plan.figures(runs, plan.title).items():
+        plots.save_png(figure, folder / file_name)
+        paths.append(folder / file_name)
+    return paths
 
 
 def start_processes(args: argparse.Namespace) -> None:
@@ -126,8 +168,7 @@ def _report(runs: list[dict]) -> None:
 def write(plan: Plan, args, runs: list[dict], document: dict, params: dict) -> None:
     """The PNGs, the parameter files, then the JSON; creates the output folders only now."""
     args.out.mkdir(parents=True, exist_ok=True)
-    for file_name, figure in plan.figures(runs, plan.title).items():
-        plots.save_png(figure, args.out / file_name)
+    draw(plan, runs, args.out)
     for path, lane_params in params.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         mlp.save(path, lane_params)

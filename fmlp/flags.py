@@ -107,8 +107,8 @@ def positive_int_list(value: str) -> list[int]:
     return _list(value, positive_int, "positive integers")
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """The flags both scripts take; each script adds its learning-rate flags."""
+def shared_parser(description: str) -> argparse.ArgumentParser:
+    """The flags both training scripts take; `baseline_parser` and `sweep_parser` add their own."""
     parser = argparse.ArgumentParser(description=description)
     add = parser.add_argument
     add("--epochs", type=positive_int, default=30, help="training epochs (default 30)")
@@ -172,6 +172,90 @@ def parser(description: str) -> argparse.ArgumentParser:
         f"(default {DOWNLOAD_TIMEOUT_SECONDS:g})",
     )
     return parser
+
+
+DEFAULT_RATES = [1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001]
+
+
+def baseline_parser(description: str = "Trains the reference MLP once.") -> argparse.ArgumentParser:
+    """experiments/baseline.py's flags: the shared ones, --lr and --save-params PATH."""
+    parser = shared_parser(description)
+    parser.add_argument("--lr", type=learning_rate, default=0.1, help="learning rate (default 0.1)")
+    parser.add_argument("--save-params", type=Path, default=None, help="write the final parameters to this .npz")
+    return parser
+
+
+def sweep_parser(description: str = "Trains the reference MLP at several rates and seeds.") -> argparse.ArgumentParser:
+    """experiments/lr_sweep.py's flags: the shared ones, --lrs, --seeds and --save-params DIR."""
+    parser = shared_parser(description)
+    parser.add_argument(
+        "--lrs",
+        type=learning_rate_list,
+        default=DEFAULT_RATES,
+        help="comma-separated learning rates (default " + ",".join(map(str, DEFAULT_RATES)) + ")",
+    )
+    parser.add_argument(
+        "--seeds", type=positive_int, default=1, help="seeds per rate: --seed, --seed+1, ... (default 1)"
+    )
+    parser.add_argument(
+        "--save-params",
+        dest="save_params_dir",
+        type=folder,
+        default=None,
+        metavar="DIR",
+        help="write each run's final parameters to DIR/lr_<rate>_seed_<seed>.npz",
+    )
+    return parser
+
+
+def gradcheck_parser(description: str = "Checks the hand-written gradients.") -> argparse.ArgumentParser:
+    """experiments/gradcheck.py's flags."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--out", type=folder, default=Path("figures"), help="folder of gradcheck.json (default figures)"
+    )
+    parser.add_argument("--seed", type=seed, default=1, help="seed of the initial parameters (default 1)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images in the batch (default 64)")
+    parser.add_argument("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
+    return parser
+
+
+PRESENTABLE = ("reading", "from-scratch")  # 2.1 and 2.2, as fmlp.report.content.PRESENTABLE names them
+
+
+def present_list(value: str) -> list[str]:
+    """argparse type: comma-separated exercises from PRESENTABLE, or empty for none."""
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    unknown = [item for item in items if item not in PRESENTABLE]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, unknown))}: choose from {', '.join(PRESENTABLE)}")
+    return items
+
+
+def author_list(value: str) -> list[str]:
+    """argparse type: comma-separated names, at least one."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError('names no one; give the group\'s names, e.g. "Name A, Name B"')
+    return names
+
+
+def add_report_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of the hand-in's content: --authors (required), --present, --title, --allow-stale."""
+    parser.add_argument("--authors", type=author_list, required=True, help='the group, e.g. "Name A, Name B"')
+    parser.add_argument(
+        "--present",
+        type=present_list,
+        default=[],
+        help=f"exercises the group is willing to present, comma-separated: {', '.join(PRESENTABLE)} (default none)",
+    )
+    parser.add_argument("--title", default="A multilayer perceptron from scratch on MNIST", help="the title")
+    parser.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="build even if the prose quotes a number that no result contains (each is still named)",
+    )
 
 
 def _first_existing(path: Path) -> Path:

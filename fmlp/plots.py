@@ -1,6 +1,8 @@
 """Figures of training curves: functions that return matplotlib Figures, and an atomic PNG save.
 
-Uses the object-oriented API only (no pyplot state), so figures can be built anywhere, even in
+Every figure is drawn at the size it is printed in the hand-in (PAGE_WIDTH inches wide, the A4 text
+width), so that its text prints at its own point size, never below 7 pt; panels are stacked, not put
+side by side. Uses the object-oriented API only (no pyplot state), so figures can be built anywhere, even in
 threads, and nothing is shown or kept alive behind the caller's back. Runs are entries of the metrics
 JSON's "runs"; runs that share a learning rate (several seeds) are drawn as their mean over seeds with
 the 95% t-interval of the mean as a shaded band.
@@ -16,6 +18,9 @@ from matplotlib.figure import Figure
 
 from fmlp.io import atomic_path
 from fmlp.stats import by_rate, half_width
+
+PAGE_WIDTH = 6.6  # inches: the report's text width (170 mm) less a margin
+DPI = 200
 
 
 def _style(axes: Axes, title: str | None, ylabel: str) -> None:
@@ -73,7 +78,7 @@ def _seeds_note(runs: Sequence[dict]) -> str:
 
 def loss_figure(runs: Sequence[dict], title: str) -> Figure:
     """Train, validation (if measured) and test loss over epochs of one learning rate (mean over seeds)."""
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    figure = Figure(figsize=(PAGE_WIDTH, 4.0), layout="constrained")
     axes = figure.add_subplot()
     _style(axes, title + _seeds_note(runs), "mean cross-entropy")
     for index, (key, label) in enumerate(
@@ -91,13 +96,14 @@ def loss_figure(runs: Sequence[dict], title: str) -> Figure:
 
 
 def accuracy_figure(runs: Sequence[dict], title: str) -> Figure:
-    """Test accuracy (%) over epochs, one line per learning rate, and beside it the test error (%) on a
+    """Test accuracy (%) over epochs, one line per learning rate, and below it the test error (%) on a
     log scale, where rates that overlap near 98% accuracy come apart."""
-    figure = Figure(figsize=(12, 4.8), layout="constrained")
-    accuracy_axes, error_axes = figure.subplots(1, 2)
+    figure = Figure(figsize=(PAGE_WIDTH, 6.4), layout="constrained")
+    accuracy_axes, error_axes = figure.subplots(2, 1, sharex=True)
     figure.suptitle(title + _seeds_note(runs))
     _style(accuracy_axes, "test accuracy", "test accuracy (%)")
     _style(error_axes, "test error, log scale", "test error (%)")
+    accuracy_axes.set_xlabel("")  # the panels share the epoch axis, labelled once below
     _plot_rates(accuracy_axes, runs, "test_accuracy", 100.0)
     error_runs = [
         run | {"epochs": [e | {"test_error": None if e["test_accuracy"] is None else 1 - e["test_accuracy"]}
@@ -117,7 +123,7 @@ def accuracy_figure(runs: Sequence[dict], title: str) -> Figure:
 
 def sweep_loss_figure(runs: Sequence[dict], title: str) -> Figure:
     """Test loss (solid) and train loss (dashed) over epochs, one colour per learning rate, log scale."""
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    figure = Figure(figsize=(PAGE_WIDTH, 4.4), layout="constrained")
     axes = figure.add_subplot()
     _style(axes, title + _seeds_note(runs), "mean cross-entropy (log scale)")
     axes.set_yscale("log")
@@ -132,4 +138,4 @@ def sweep_loss_figure(runs: Sequence[dict], title: str) -> Figure:
 def save_png(figure: Figure, path: str | os.PathLike) -> None:
     """Writes figure to path as PNG through a temporary file, so a reader never sees half an image."""
     with atomic_path(path) as temp_path:
-        figure.savefig(temp_path, format="png", dpi=120)
+        figure.savefig(temp_path, format="png", dpi=DPI)

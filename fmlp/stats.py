@@ -61,6 +61,24 @@ def best_epoch(epochs: Sequence[dict]) -> dict | None:
     return max(measured, key=lambda e: (e["val_accuracy"], -e["val_loss"])) if measured else None
 
 
+def early_stopped(epochs: Sequence[dict], patience: int) -> tuple[int, dict]:
+    """Early stopping replayed on a run's recorded epochs, by the rule the lanes apply while training:
+    an epoch improves on the best when its validation accuracy is higher (ties: lower validation loss);
+    the run stops after `patience` epochs without improvement and keeps its best epoch's parameters.
+    -> (the epoch it stops after, the kept epoch's record). A run that never runs out of patience ends at
+    its last epoch. Exact for a run trained without stopping, since a lane's epochs do not depend on
+    when it would have stopped."""
+    best, since = None, 0
+    for epoch in epochs:
+        if best is None or (epoch["val_accuracy"], -epoch["val_loss"]) > (best["val_accuracy"], -best["val_loss"]):
+            best, since = epoch, 0
+        else:
+            since += 1
+            if since >= patience:
+                return epoch["epoch"], best
+    return epochs[-1]["epoch"], best
+
+
 def best_val_accuracy(run: dict) -> float | None:
     """The run's highest validation accuracy over its epochs; None without validation."""
     best = best_epoch(run["epochs"])

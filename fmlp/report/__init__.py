@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from fpdf import FPDF
 
-from fmlp.report import content, layout
+from fmlp.report import commands, content, layout, numbers
 
 COURSE = "Embedded Machine Learning"
 EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
@@ -17,7 +17,7 @@ class Report(NamedTuple):
     """The laid-out document, not yet written, and what the check for stale numbers found."""
 
     pdf: FPDF
-    warnings: list[str]  # stale numbers in the prose
+    unsupported: list[str]  # numbers of the prose that no result contains, each with its sentence
 
 
 def _top_sheet(pdf: FPDF, title: str, authors: list[str], present: list[str], date: str) -> None:
@@ -52,6 +52,10 @@ def _top_sheet(pdf: FPDF, title: str, authors: list[str], present: list[str], da
     pdf.multi_cell(0, 6, summary)
 
 
+PART = "\n\n<!-- part -->\n\n"  # between the parts of the document, each of which starts a page
+DOCUMENTS = ("cudnn_review.md", "derivation.md", "results.md")
+
+
 def build(
     results_dir: Path,
     docs_dir: Path,
@@ -60,28 +64,38 @@ def build(
     title: str,
     date: str | None = None,
 ) -> Report:
-    """The whole report. Raises FileNotFoundError listing missing results (and their commands)."""
+    """The whole report. Raises FileNotFoundError listing missing results (and their commands), and
+    ValueError naming a results file that cannot be read."""
     missing = content.missing_results(results_dir)
     if missing:
         raise FileNotFoundError("missing results: " + "; ".join(missing))
-    results = content.load_results(results_dir)
-    review = (docs_dir / "cudnn_review.md").read_text()
-    discussion = (docs_dir / "results.md").read_text()
-    assembled = content.assemble_results(discussion, results, results_dir)
-
-    pdf = layout.new_pdf(title, ", ".join(authors))
-    _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
-    pdf.add_page()
-    layout.markdown(pdf, "# 2.1 Review of the cuDNN paper\n\n" + content.demote(review, 1), docs_dir)
-    pdf.add_page()
-    layout.markdown(
-        pdf,
+    results = content.load_results(results_dir, docs_dir)
+    review, derivation, discussion = ((docs_dir / name).read_text() for name in DOCUMENTS)
+    main, appendix = content.split_appendix(discussion)
+    parts = [
+        "# 2.1 Review of the cuDNN paper\n\n" + content.demote(review, 1),
         "# 2.2 The MLP from scratch\n\n## Setup\n\n"
         + content.setup_text(results)
         + "\n\n"
-        + content.demote(assembled, 1),
-        docs_dir,
-    )
-    pdf.add_page()
-    layout.markdown(pdf, "# Appendix: how to reproduce\n\n" + content.reproduce_text(results), docs_dir)
-    return Report(pdf, content.stale_percentages(assembled, results))
+        + content.demote(derivation, 1)
+        + "\n\n"
+        + content.demote(main, 1),
+        "# Appendix\n\n"
+        + content.demote(appendix, 1)
+        + "\n\n## How to reproduce\n\n"
+        + commands.reproduce_text(results, authors, present),
+    ]
+    assembled = content.assemble(PART.join(parts), results, results_dir).split(PART)
+
+    pdf = layout.new_pdf(title, ", ".join(authors))
+    _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
+    for part in assembled:
+        pdf.add_page()
+        layout.markdown(pdf, part, docs_dir)
+    forms = numbers.quoted_forms(results.values())
+    unsupported = [
+        f"docs/{name}: {problem}"
+        for name, text in zip(DOCUMENTS, (review, derivation, discussion))
+        for problem in numbers.unsupported(content.kept_sections(text, results_dir), forms)
+    ]
+    return Report(pdf, unsupported)

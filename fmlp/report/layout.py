@@ -2,10 +2,12 @@
 every glyph the text uses (→, ·, ≤, −, Greek). Nothing here reads results or trains anything.
 
 Blocks are laid out one by one so that page breaks fall where a reader expects them: a heading is
-never the last thing on a page, a figure is scaled to fit the page and never split, a table starts
-on a page that has room for its header and first rows.
+never the last thing on a page, a figure is printed at the size it was drawn for (so its text keeps
+its point size) and never split, a table is kept whole with its caption. Headings become the PDF's
+outline; ```math blocks are typeset equations; a code block's lines are never broken.
 """
 
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,12 +16,16 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from PIL import Image
 
+from fmlp.report import equations
+
 FONT = "DejaVu"
 MONO = "DejaVuMono"
 BODY_SIZE = 10
 HEADING_SIZES = {"h1": 17, "h2": 14, "h3": 12, "h4": 11}
 KEEP_WITH_HEADING_MM = 45  # a heading needs this much room below it, or it moves to the next page
-FIGURE_MAX_HEIGHT_MM = 115
+FIGURE_MAX_HEIGHT_MM = 170
+CODE_SIZES = (7.5, 7.0, 6.5, 6.0)  # a code block takes the largest size at which its longest line fits
+MM_PER_POINT = 25.4 / 72
 
 
 def _font_files() -> dict[tuple[str, str], Path]:
@@ -75,6 +81,7 @@ def _heading(pdf: FPDF, tag: str, text: str, keep: float = KEEP_WITH_HEADING_MM)
     """A heading, moved to the next page unless `keep` mm fit below it (what follows it must start here)."""
     ensure_room(pdf, keep + 12)
     pdf.ln(3 if tag != "h1" else 1)
+    pdf.start_section(text, level=int(tag[1]) - 1, strict=False)
     pdf.set_font(FONT, "B", HEADING_SIZES.get(tag, BODY_SIZE))
     pdf.multi_cell(0, HEADING_SIZES.get(tag, BODY_SIZE) * 0.5, text)
     pdf.ln(1.5)
@@ -92,10 +99,12 @@ def _html(pdf: FPDF, html: str) -> None:
 
 
 def figure_size(pdf: FPDF, path: Path) -> tuple[float, float]:
-    """(width, height) in mm of an image scaled to the text width, at most FIGURE_MAX_HEIGHT_MM high."""
+    """(width, height) in mm of an image at the size it was drawn (its pixels over its dpi), made smaller
+    only to fit the text width and FIGURE_MAX_HEIGHT_MM."""
     with Image.open(path) as image:
         pixels_wide, pixels_high = image.size
-    width = pdf.epw
+        dpi = image.info.get("dpi", (72, 72))[0] or 72
+    width = min(pdf.epw, pixels_wide / dpi * 25.4)
     height = width * pixels_high / pixels_wide
     if height > FIGURE_MAX_HEIGHT_MM:
         width, height = width * FIGURE_MAX_HEIGHT_MM / height, FIGURE_MAX_HEIGHT_MM
@@ -103,7 +112,7 @@ def figure_size(pdf: FPDF, path: Path) -> tuple[float, float]:
 
 
 def figure(pdf: FPDF, path: Path, caption: str) -> None:
-    """An image scaled to the text width (at most FIGURE_MAX_HEIGHT_MM high), on one page, with its caption."""
+    """An image at its drawn size (see figure_size), on one page, with its caption below it."""
     width, height = figure_size(pdf, path)
     ensure_room(pdf, height + 10)
     pdf.image(str(path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height)
@@ -134,7 +143,19 @@ def _column_widths(pdf: FPDF, rows: list[list[str]]) -> list[float]:
     return [m + e * share for m, e in zip(minimum, extra)]
 
 
-def _table(pdf: FPDF, tokens: list[Token]) -> None:
+def _table(pdf: FPDF, tokens: list[Token], caption: str = "") -> None:
+    """A table with its caption above it, both moved to the next page unless the whole table fits here."""
+    with pdf.offset_rendering() as trial:
+        _draw_table(trial, tokens, caption)
+    if trial.page_break_triggered:
+        pdf.add_page()
+    _draw_table(pdf, tokens, caption)
+
+
+def _draw_table(pdf: FPDF, tokens: list[Token], caption: str) -> None:
+    if caption:
+        pdf.set_font(FONT, "I", 8.5)
+        pdf.multi_cell(0, 4.2, caption)
     rows, row = [], []
     for token in tokens:
         if token.type == "tr_open":
@@ -147,7 +168,6 @@ def _table(pdf: FPDF, tokens: list[Token]) -> None:
     rows = [r + [""] * (columns - len(r)) for r in rows]
     size = 9 if columns <= 5 else 8 if columns <= 7 else 7
     pdf.ln(1)
-    ensure_room(pdf, 8 + 3 * size * 0.55)
     pdf.set_font(FONT, "", size)
     options = {"text_align": "LEFT", "line_height": size * 0.5, "first_row_as_headings": True}
     with pdf.table(col_widths=_column_widths(pdf, rows), **options) as table:
@@ -192,31 +212,81 @@ def _room_for_next(pdf: FPDF, tokens: list[Token], start: int, base: Path) -> fl
     return KEEP_WITH_HEADING_MM
 
 
+def code_size(pdf: FPDF, code: str) -> float:
+    """The largest of CODE_SIZES at which every line of code fits the text width; ValueError naming the
+    line when none does (a broken line of a command would no longer paste)."""
+    longest = max(code.splitlines() or [""], key=len)
+    for size in CODE_SIZES:
+        pdf.set_font(MONO, "", size)
+        if pdf.get_string_width(longest) <= pdf.epw - 2:
+            return size
+    raise ValueError(f"a code line is too long for the page at {CODE_SIZES[-1]} pt: {longest!r}")
+
+
+def _code(pdf: FPDF, code: str) -> None:
+    """A code block in monospace on grey, each line whole."""
+    size = code_size(pdf, code)
+    pdf.ln(1)
+    pdf.set_font(MONO, "", size)
+    pdf.set_fill_color(245, 245, 245)
+    pdf.multi_cell(0, size * 0.5, code, fill=True, align="L")
+    pdf.ln(2)
+    pdf.set_font(FONT, "", BODY_SIZE)
+
+
+def _equations(pdf: FPDF, tex: str, folder: Path) -> None:
+    """Each line of a ```math block as a typeset equation, centred, at its true size."""
+    pdf.ln(1)
+    for line in filter(None, map(str.strip, tex.splitlines())):
+        path = equations.render(line, folder)
+        width, height = figure_size(pdf, path)
+        ensure_room(pdf, height + 2)
+        pdf.image(str(path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height)
+        pdf.ln(2)
+
+
+def _caption_of_table(tokens: list[Token], index: int) -> str | None:
+    """The text of a paragraph that is a table's caption ("Table N: ...", emphasised) followed by the table."""
+    inline = tokens[index + 1]
+    text = inline.content.strip("*_ ")
+    following = _block_end(tokens, index)
+    if text.startswith("Table ") and following < len(tokens) and tokens[following].type == "table_open":
+        return text
+    return None
+
+
 def markdown(pdf: FPDF, text: str, base: Path) -> None:
     """Lays out Markdown text; image paths are relative to `base`."""
     md = parser()
     tokens = md.parse(text)
     index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        end = _block_end(tokens, index)
-        if token.type == "heading_open":
-            _heading(pdf, token.tag, tokens[index + 1].content, _room_for_next(pdf, tokens, end, base))
-        elif token.type == "paragraph_open" and (images := _images_only(tokens[index + 1])) is not None:
-            for image in images:
-                figure(pdf, (base / image.attrs["src"]).resolve(), image.content)
-        elif token.type == "table_open":
-            _table(pdf, tokens[index:end])
-        elif token.type in ("fence", "code_block"):
-            pdf.ln(1)
-            pdf.set_font(MONO, "", 7.5)
-            pdf.set_fill_color(245, 245, 245)
-            pdf.multi_cell(0, 3.8, token.content.rstrip("\n"), fill=True, align="L")
-            pdf.ln(2)
-            pdf.set_font(FONT, "", BODY_SIZE)
-        elif token.type == "hr":
-            pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
-            pdf.ln(3)
-        elif token.type != "html_block":
-            _html(pdf, md.renderer.render(tokens[index:end], md.options, {}))
-        index = end
+    with tempfile.TemporaryDirectory(prefix="fmlp-equations-") as folder:
+        while index < len(tokens):
+            index = _block(pdf, md, tokens, index, base, Path(folder))
+
+
+def _block(pdf: FPDF, md: MarkdownIt, tokens: list[Token], index: int, base: Path, folder: Path) -> int:
+    """Lays out the block that starts at tokens[index]; returns the index of the next block."""
+    token = tokens[index]
+    end = _block_end(tokens, index)
+    if token.type == "heading_open":
+        _heading(pdf, token.tag, tokens[index + 1].content, _room_for_next(pdf, tokens, end, base))
+    elif token.type == "paragraph_open" and (images := _images_only(tokens[index + 1])) is not None:
+        for image in images:
+            figure(pdf, (base / image.attrs["src"]).resolve(), image.content)
+    elif token.type == "paragraph_open" and (caption := _caption_of_table(tokens, index)) is not None:
+        table_end = _block_end(tokens, end)
+        _table(pdf, tokens[end:table_end], caption)
+        return table_end
+    elif token.type == "table_open":
+        _table(pdf, tokens[index:end])
+    elif token.type == "fence" and token.info.strip() == "math":
+        _equations(pdf, token.content, folder)
+    elif token.type in ("fence", "code_block"):
+        _code(pdf, token.content.rstrip("\n"))
+    elif token.type == "hr":
+        pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+        pdf.ln(3)
+    elif token.type != "html_block":
+        _html(pdf, md.renderer.render(tokens[index:end], md.options, {}))
+    return end

@@ -1,0 +1,102 @@
+"""From a clone to the hand-in: runs whatever result is missing, then writes the PDF and the source bundle.
+
+python experiments/handin.py --authors "Name A, Name B" --present reading,from-scratch  # figures/report.pdf, handin.zip
+python experiments/handin.py --authors "Name A" --extras   # also the five-seed grid and the optimizers (an hour)
+
+A result that is there, complete and made with the same flags is used as it is, so with the committed
+results this takes seconds. No network is trained twice: the baseline is the sweep's lr 0.1 lane.
+"""
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fmlp import flags
+from fmlp.data import SOURCES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    flags.add_report_flags(parser)
+    add = parser.add_argument
+    add("--results", type=flags.folder, default=ROOT / "figures", help="folder of the results (default figures)")
+    add("--extras", action="store_true", help="also run the five-seed grid and the optimizer sweeps if missing")
+    add("--epochs", type=flags.positive_int, default=30, help="training epochs of every run (default 30)")
+    add("--train-limit", type=flags.positive_int, default=None, help="train on the first N images only")
+    add("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from (default auto)")
+    add("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
+    add("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    if problem := flags.can_create_folder(args.results):
+        parser.error(f"argument --results: cannot write {str(args.results)!r}: {problem}")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
+    return args
+
+
+def run(name: str, command: list[str]) -> None:
+    """Runs one step's script in the foreground; exits with its status if it fails or is interrupted.
+
+    Ctrl-C reaches the script too (same process group), which keeps its finished epochs; the wait goes on
+    until it has written them. SIGTERM to this process is passed on to it.
+    """
+    process = subprocess.Popen([sys.executable, *command])
+    signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    while True:
+        try:
+            status = process.wait()
+            break
+        except KeyboardInterrupt:
+            continue
+    if status in (130, 143, -signal.SIGINT, -signal.SIGTERM):
+        sys.exit(f"interrupted during the {name}; what finished is kept: run the same command again to go on")
+    if status != 0:
+        sys.exit(f"error: the {name} failed (exit status {status}): python {' '.join(command)}")
+
+
+def main() -> None:
+    args = parse()
+    started = time.perf_counter()
+    from fmlp import handin  # imported only now: it loads JAX and matplotlib
+
+    training = ["--epochs", str(args.epochs)] + (["--train-limit", str(args.train_limit)] if args.train_limit else [])
+    training += ["--quiet"] if args.quiet else []
+    data = ["--data-source", args.data_source] + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
+    expected = {"epochs": args.epochs, "train_limit": args.train_limit, "batch_size": 64, "seed": 1,
+                "hidden": [512, 128], "validation": 0, "early_stop": None, "optimizer": "sgd",
+                "lrs": flags.DEFAULT_RATES, "seeds": 1}  # fmt: skip
+    steps = handin.steps(args.results, training, data, expected, args.extras)
+    sweep, _, diagnosis = steps[:3]
+    params_missing = not all(path.is_file() for path in handin.diagnosed_params(args.results))
+    for number, step in enumerate(steps, 1):
+        rerun_for_params = step is sweep and not handin.is_done(diagnosis) and params_missing
+        if handin.is_done(step) and not rerun_for_params:
+            print(f"[{number}/{len(steps)}] {step.name}: {step.result} is there", flush=True)
+            continue
+        print(f"[{number}/{len(steps)}] {step.name}: python {' '.join(step.command)}", flush=True)
+        run(step.name, step.command)
+        if step is sweep:
+            handin.write_baseline(args.results)
+
+    baseline = handin.read_result(args.results / "baseline.json")
+    baseline_expected = {key: value for key, value in expected.items() if key not in ("lrs", "seeds")} | {"lr": 0.1}
+    if baseline is None or not handin.matches(baseline, baseline_expected):
+        if not handin.write_baseline(args.results):
+            sys.exit(f"error: {args.results / 'lr_sweep.json'} has no lane of lr 0.1 and seed 1 to be the baseline")
+        print("baseline: written from the sweep's lr 0.1 lane", flush=True)
+
+    pdf = args.results / "report.pdf"
+    report = [str(ROOT / "experiments" / "report.py"), "--results", str(args.results), "--out", str(pdf)]
+    report += ["--authors", ", ".join(args.authors), "--present", ",".join(args.present), "--title", args.title]
+    run("report", report + (["--allow-stale"] if args.allow_stale else []))
+    count = handin.bundle(args.results / "handin.zip", pdf, args.results)
+    print(f"wrote {args.results / 'handin.zip'} ({count} files) in {time.perf_counter() - started:.1f} s in all")
+
+
+if __name__ == "__main__":
+    main()
