@@ -11,6 +11,21 @@ from pathlib import Path
 from fmlp import flags
 
 
+def write_set(out: Path, figures: dict, document: dict) -> None:
+    """The figures and diagnose.json as one set: any previous diagnose.json goes first (so no JSON ever
+    sits beside figures of another run), then the previous run's figures, then the new figures, the JSON
+    last (its presence means the set is whole)."""
+    from fmlp import outputs, plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diagnose.json").unlink(missing_ok=True)
+    for stale in out.glob("diagnose_*.png"):
+        stale.unlink()
+    for file_name, figure in figures.items():
+        plots.save_png(figure, out / file_name)
+    outputs.write_json(out / "diagnose.json", document)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("params", type=Path, nargs="+", help=".npz files written by --save-params (fmlp.mlp.save)")
@@ -29,7 +44,7 @@ def main() -> None:
     # Imported only now, so that --help and refused flags answer without loading JAX.
     import numpy as np
 
-    from fmlp import data, diagnostic_figures, diagnostics, mlp, outputs, plots
+    from fmlp import data, diagnostic_figures, diagnostics, mlp, outputs
     from fmlp.splits import device_splits
 
     networks = {}
@@ -61,9 +76,6 @@ def main() -> None:
             name, results[name], mnist.test_images
         )
         figures[f"diagnose_features_{name}.png"] = diagnostic_figures.features_figure(name, features, units)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for file_name, figure in figures.items():
-        plots.save_png(figure, args.out / file_name)
     document = {
         "params": {name: str(path) for name, path in zip(names, args.params)},
         "out": str(args.out),
@@ -72,7 +84,7 @@ def main() -> None:
         "networks": results,
         "seconds": time.perf_counter() - started,
     }
-    outputs.write_json(args.out / "diagnose.json", document)
+    write_set(args.out, figures, document)
     for name, result in results.items():
         layers = ", ".join(f"{layer['share_saturated']:.0%}" for layer in result["saturation"])
         calibration = result["calibration"]
@@ -88,4 +100,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        from fmlp.io import remove_pending
+
+        remove_pending()
+        print("interrupted; no diagnose.json written (a set without it is incomplete)", file=sys.stderr)
+        sys.exit(130)

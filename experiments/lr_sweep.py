@@ -29,7 +29,7 @@ def main() -> None:
         if args.save_params_dir is None:
             return {}
         return {
-            args.save_params_dir / f"lr_{rate:g}_seed_{seed}.npz": lanes.final_params(state, lane)
+            args.save_params_dir / f"lr_{flags.rate_name(rate)}_seed_{seed}.npz": lanes.final_params(state, lane)
             for lane, (rate, seed) in enumerate(zip(rates, seeds))
         }
 

@@ -58,4 +58,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        from fmlp.io import remove_pending
+
+        remove_pending()
+        print("interrupted; no PDF written", file=sys.stderr)
+        sys.exit(130)

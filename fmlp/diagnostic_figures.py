@@ -9,18 +9,25 @@ from fmlp.plots import PAGE_WIDTH
 
 
 def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: str) -> Figure:
-    """One panel per hidden layer; each network's histogram of `key` drawn as a step line."""
-    num_layers = len(next(iter(results.values()))["saturation"])
+    """One panel per hidden layer (as many as the deepest network has); each network that has the layer
+    drawn as a step line of its histogram of `key`."""
+    num_layers = max(len(result["saturation"]) for result in results.values())
     figure = Figure(figsize=(PAGE_WIDTH, 3.4), layout="constrained")
     figure.suptitle(title)
+    if num_layers == 0:
+        figure.text(0.5, 0.5, "no hidden layers: the networks are 784 → 10", ha="center", va="center")
+        return figure
     for layer, axes in enumerate(np.atleast_1d(figure.subplots(1, num_layers))):
-        for name, result in results.items():
+        for index, (name, result) in enumerate(results.items()):
+            if layer >= len(result["saturation"]):
+                continue
             measured = result["saturation"][layer]
             histogram = measured[key]
             share = np.asarray(histogram["counts"]) / max(sum(histogram["counts"]), 1)
-            axes.stairs(share, histogram["edges"], label=f"{name}: {measured['share_saturated']:.0%} saturated")
+            axes.stairs(share, histogram["edges"], color=f"C{index}",
+                        label=f"{name}: {measured['share_saturated']:.0%} saturated")  # fmt: skip
+            axes.set_title(f"hidden layer {layer + 1} ({measured['units']} units)")
         axes.set_yscale("log")
-        axes.set_title(f"hidden layer {layer + 1} ({measured['units']} units)")
         axes.set_xlabel(xlabel)
         axes.set_ylabel("share of all (image, unit) pairs")
         axes.grid(True, alpha=0.3)

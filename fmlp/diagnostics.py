@@ -112,7 +112,7 @@ def confident_errors(probs: np.ndarray, labels: np.ndarray, count: int = 36) -> 
     ]
 
 
-def strongest_features(first_layer_weights: np.ndarray, count: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def strongest_features(first_layer_weights: np.ndarray, count: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """The first layer's weight vectors w[:, j] (D,) of largest norm, as (count, 28, 28) images, and their units."""
     norms = np.linalg.norm(first_layer_weights, axis=0)
     units = np.argsort(-norms, kind="stable")[:count]

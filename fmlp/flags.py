@@ -97,9 +97,26 @@ def _list(value: str, parse, what: str) -> list:
         raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of {what}: {error}") from None
 
 
+def rate_name(rate: float) -> str:
+    """The shortest decimal that gives the rate back in float32, the precision training uses: "0.1", "1",
+    "0.0003". Distinct float32 rates get distinct names (parameter files are named with it)."""
+    return np.format_float_positional(np.float32(rate), trim="-")
+
+
 def learning_rate_list(value: str) -> list[float]:
-    """argparse type: comma-separated learning rates, e.g. 1.0,0.1,0.01."""
-    return _list(value, learning_rate, "learning rates")
+    """argparse type: comma-separated learning rates, e.g. 1.0,0.1,0.01, no two equal in float32 (a
+    repeated rate would be counted as another seed)."""
+    rates = _list(value, learning_rate, "learning rates")
+    names = [rate_name(rate) for rate in rates]
+    repeated = sorted({name for name in names if names.count(name) > 1}, key=names.index)
+    if repeated:
+        given = [", ".join(part.strip() for part, name in zip(value.split(","), names) if name == r) for r in repeated]
+        raise argparse.ArgumentTypeError(
+            "repeats a learning rate (equal in float32, the precision training uses): "
+            + "; ".join(f"{parts} are the same rate, {name}" for parts, name in zip(given, repeated))
+            + "; give each rate once and use --seeds for repetitions"
+        )
+    return rates
 
 
 def positive_int_list(value: str) -> list[int]:

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-from fmlp import experiment, outputs, stats
+from fmlp import experiment, flags, outputs, stats
 from fmlp.io import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,13 +69,14 @@ def steps(results: Path, training: list[str], data: list[str], expected: dict, e
         folder = results / "optimizers" / name
         command = _training("lr_sweep.py", folder, training, "--optimizer", name, "--lrs", rates, "--seeds", "5",
                             "--validation", "10000")  # fmt: skip
-        planned.append(Step(f"optimizer {name}", folder / "lr_sweep.json", command, five_seeds | {"optimizer": name}))
+        same = five_seeds | {"optimizer": name, "lrs": [float(rate) for rate in rates.split(",")]}
+        planned.append(Step(f"optimizer {name}", folder / "lr_sweep.json", command, same))
     return planned
 
 
 def diagnosed_params(results: Path) -> list[Path]:
     """The saved networks that the diagnosis reads: the sweep's seed-1 lanes at lr 1, 0.1 and 0.01."""
-    return [results / "params" / f"lr_{rate:g}_seed_{BASELINE_SEED}.npz" for rate in DIAGNOSED_RATES]
+    return [results / "params" / f"lr_{flags.rate_name(rate)}_seed_{BASELINE_SEED}.npz" for rate in DIAGNOSED_RATES]
 
 
 def read_result(path: Path) -> dict | None:
@@ -88,8 +89,10 @@ def read_result(path: Path) -> dict | None:
 
 
 def matches(document: dict, expected: dict) -> bool:
-    """Whether a result's recorded flags are the expected ones (those not named are free)."""
-    config = document.get("config", {})
+    """Whether a result's recorded flags are the expected ones (those not named are free); a flag that
+    a result older than the flag did not record has its default."""
+    defaults = vars(flags.sweep_parser().parse_args([])) | vars(flags.baseline_parser().parse_args([]))
+    config = defaults | document.get("config", {})
     return all(config.get(key) == value for key, value in expected.items() if key in DEFINING)
 
 

@@ -8,6 +8,7 @@ import functools
 import os
 import zipfile
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -135,16 +136,56 @@ def _check_saved(path: str | os.PathLike, arrays: dict) -> None:
             )
 
 
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32: far beyond any MNIST MLP, far below a machine's memory
+
+
+class ArrayHeader(NamedTuple):
+    """What an .npy header declares, read before any of the array's data."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+def _headers(path: str | os.PathLike) -> dict[str, ArrayHeader]:
+    """The declared shape and dtype of every array of an .npz, read from the headers alone, so that a
+    file declaring huge arrays is refused before anything is allocated."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            name = member.filename.removesuffix(".npy")
+            if member.file_size > 4 * MAX_PARAMETERS * 2:
+                raise ValueError(f"{path}: {name} unpacks to {member.file_size:,} bytes, more than any network here")
+            with archive.open(member) as file:
+                version = np.lib.format.read_magic(file)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(file)
+            headers[name] = ArrayHeader(tuple(shape), dtype)
+    total = sum(int(np.prod(header.shape, dtype=np.float64)) for header in headers.values())
+    if total > MAX_PARAMETERS:
+        raise ValueError(f"{path}: declares {total:,} parameters, more than the {MAX_PARAMETERS:,} allowed")
+    return headers
+
+
 def load(path: str | os.PathLike) -> Params:
-    """Reads params written by `save`; anything else is a ValueError naming the file and the problem."""
+    """Reads params written by `save`; anything else is a ValueError naming the file and the problem,
+    raised before the arrays are read where their headers show it."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: a folder, not an .npz file")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not an .npz file (not a zip archive)")
     try:
+        _check_saved(path, _headers(path))
         with np.load(path, allow_pickle=False) as file:
             arrays = {name: file[name] for name in file.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: cannot read its arrays ({error})") from error
+    except ValueError as error:
+        raise error if str(error).startswith(str(path)) else ValueError(f"{path}: cannot read its arrays ({error})")
     _check_saved(path, arrays)
     return tuple(Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(len(arrays) // 2))

@@ -1,25 +1,42 @@
-"""The hand-in PDF built from small end-to-end results, read back with pypdf; stale numbers; bad input."""
+"""The hand-in PDF: built from small end-to-end results and from the committed ones, read back with
+pypdf; numbers of the prose checked against the results; commands rebuilt from recorded flags; bad input."""
 
+import json
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
+from fmlp import flags
+from fmlp.report import commands, content, numbers
+
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "experiments" / "report.py"
+GRADCHECK = ROOT / "experiments" / "gradcheck.py"
 FIGURES = ["baseline_loss.png", "baseline_accuracy.png", "lr_sweep_accuracy.png", "lr_sweep_loss.png"]
+AUTHORS = ["--authors", "Ada Lovelace, Alan Turing"]
 
 
 @pytest.fixture(scope="module")
 def results(idx_dir, tmp_path_factory) -> Path:
-    """baseline.py and lr_sweep.py outputs on tiny IDX data, in one folder as the report expects."""
+    """baseline.py, lr_sweep.py and gradcheck.py outputs on tiny IDX data, in one folder as the report expects."""
     folder = tmp_path_factory.mktemp("results")
     assert run_script(BASELINE, *tiny(idx_dir, folder)) == 0
     assert run_script(SWEEP, *tiny(idx_dir, folder, "--lrs", "0.5,0.05")) == 0
+    assert run_script(GRADCHECK, "--out", str(folder), "--data-source", "idx", "--data-dir", str(idx_dir)) == 0
     return folder
+
+
+@pytest.fixture(scope="module")
+def committed_report(tmp_path_factory) -> Path:
+    """The report of the committed results and documents: it must build with no unsupported number."""
+    out = tmp_path_factory.mktemp("committed") / "report.pdf"
+    assert run_script(REPORT, *AUTHORS, "--present", "reading,from-scratch", "--out", str(out)) == 0
+    return out
 
 
 def text_of(pdf: Path) -> str:
@@ -28,12 +45,12 @@ def text_of(pdf: Path) -> str:
 
 def test_report_has_the_authors_sections_declaration_and_every_figure(results, tmp_path, capsys):
     out = tmp_path / "hand-in" / "report.pdf"
-    flags = ["--results", str(results), "--out", str(out), "--authors", "Ada Lovelace, Alan Turing"]
-    assert run_script(REPORT, *flags, "--present", "from-scratch") == 0
+    assert run_script(REPORT, "--results", str(results), "--out", str(out), *AUTHORS, "--present", "from-scratch",
+                      "--allow-stale") == 0  # fmt: skip
     text = text_of(out)
     for expected in ("Ada Lovelace, Alan Turing", "2.3 Willingness to present", "2.1 Review of the cuDNN paper",
-                     "2.2 The MLP from scratch", "Setup", "Appendix: how to reproduce",
-                     "The group declares itself willing to present: 2.2 The MLP from scratch."):  # fmt: skip
+                     "2.2 The MLP from scratch", "Setup", "Appendix", "How to reproduce", "Linear layer",
+                     "def dense_param_grads", "The group declares itself willing to present: 2.2 The MLP from scratch."):  # fmt: skip
         assert expected in text, expected
     images = sum(len(page.images) for page in PdfReader(out).pages)
     assert images >= len(FIGURES)
@@ -41,20 +58,77 @@ def test_report_has_the_authors_sections_declaration_and_every_figure(results, t
     assert "wrote" in capsys.readouterr().out
 
 
+def test_the_committed_report_numbers_every_figure_and_table_keeps_the_main_part_short_and_has_an_outline(
+    committed_report,
+):
+    reader = PdfReader(committed_report)
+    pages = [page.extract_text() for page in reader.pages]
+    text = "\n".join(pages)
+    assert "Figure 1:" in text and "Table 1:" in text and "Table 2" in text
+    assert "](#fig-" not in text and "](#tab-" not in text
+    appendix_page = next(i for i, page in enumerate(pages) if page.lstrip().startswith("Appendix"))
+    assert appendix_page <= 10, "the main part (cover to discussion) fits in 10 pages"
+    outline = [item.title for item in reader.outline if not isinstance(item, list)]
+    assert {"2.1 Review of the cuDNN paper", "2.2 The MLP from scratch", "Appendix"} <= set(outline)
+    assert "..." not in text.split("How to reproduce")[-1], "no placeholder in the commands"
+
+
 def test_without_present_the_declaration_says_none(results, tmp_path):
     out = tmp_path / "report.pdf"
-    assert run_script(REPORT, "--results", str(results), "--out", str(out)) == 0
+    assert run_script(REPORT, "--results", str(results), "--out", str(out), *AUTHORS, "--allow-stale") == 0
     assert "does not declare itself willing to present any exercise" in text_of(out)
 
 
-def test_a_stale_percentage_in_the_discussion_is_named(results, tmp_path, capsys):
+def test_a_number_no_result_contains_stops_the_build_naming_its_sentence(committed_report, tmp_path, capsys):
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
     discussion = docs / "results.md"
-    discussion.write_text(discussion.read_text() + "\n\nA doctored claim: the network reached 12.34% at best.\n")
-    assert run_script(REPORT, "--results", str(results), "--docs", str(docs), "--out", str(tmp_path / "r.pdf")) == 0
-    warnings = capsys.readouterr().err
-    assert "12.34% in: A doctored claim: the network reached 12.34% at best." in warnings
+    discussion.write_text(discussion.read_text() + "\n\nA doctored claim: the sweep took 12.5 s in all.\n")
+    out = tmp_path / "r.pdf"
+    assert run_script(REPORT, "--docs", str(docs), "--out", str(out), *AUTHORS) == 1
+    message = capsys.readouterr().err
+    assert "12.5 s in: A doctored claim: the sweep took 12.5 s in all." in message
+    assert not out.exists()
+    assert run_script(REPORT, "--docs", str(docs), "--out", str(out), *AUTHORS, "--allow-stale") == 0
+    assert "warning: a number no result contains" in capsys.readouterr().err and out.is_file()
+
+
+def test_numbers_are_checked_by_their_unit():
+    forms = numbers.quoted_forms([{"seconds": {"total": 1126.46}, "matmul_gflops": 42714.1, "accuracy": 0.98421,
+                                   "peak_rss_mb": 1037.3, "count": 9783}])  # fmt: skip
+    accepted = "It took 18 min 46 s and 1126.5 s; 42.7 TFLOP/s; 98.42% right; 1.0 GB; 9,783 of them; 3 seeds."
+    assert numbers.unsupported(accepted, forms) == []
+    stale = "It took 18 min 49 s. The card ran at 44 TFLOP/s. It scored 98.14% there. A count of 9,784."
+    found = [problem.split(" in: ")[0] for problem in numbers.unsupported(stale, forms)]
+    assert found == ["18 min 49 s", "44 TFLOP/s", "98.14%", "9,784"]
+    assert numbers.unsupported("<!-- constants: 784 0.1307 -->\nInputs: 784 pixels, mean 0.1307.", forms) == []
+    assert numbers.unsupported("Not prose: `98.99%`, | 12.34% |, and ![a 55.5% figure](x_0.5.png).", forms) == []
+
+
+def _parsed(parser, command: str) -> dict:
+    words = shlex.split(command.replace("\\\n", " "))
+    args = parser.parse_args(words[2:])
+    if args.optimizer in ("momentum", "nesterov") and args.momentum is None:  # as flags.check_args fills it in
+        args.momentum = 0.9
+    return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+
+
+def test_the_appendix_commands_reproduce_each_committed_results_flags_exactly():
+    results = content.load_results(ROOT / "figures", ROOT / "docs")
+    lines = commands.commands(results, ["Zoë O'Neil"], ["reading"])
+    by_script = dict(zip([name for name in results if name.rsplit("/", 1)[-1] in commands.PARSERS], lines))
+    assert len(by_script) >= 3
+    for name, command in by_script.items():
+        script, parser = commands.PARSERS[name.rsplit("/", 1)[-1]]
+        recorded = json.loads((ROOT / "figures" / name).read_text())["config"]
+        assert _parsed(parser(), command) == vars(parser().parse_args([])) | recorded, name
+        assert all(len(line) <= commands.LINE_WIDTH for line in command.splitlines())
+    assert shlex.split(lines[-1])[-3:] == ["Zoë O'Neil", "--present", "reading"]
+
+
+def test_a_recorded_path_with_spaces_or_shell_text_is_quoted():
+    words = commands.command_words(flags.sweep_parser(), "experiments/lr_sweep.py", {"out": "my results; rm -rf ~"})
+    assert shlex.split(" ".join(words))[-2:] == ["--out", "my results; rm -rf ~"]
 
 
 def test_a_missing_result_names_the_file_and_its_command(results, tmp_path, capsys):
@@ -62,14 +136,28 @@ def test_a_missing_result_names_the_file_and_its_command(results, tmp_path, caps
     shutil.copytree(results, partial)
     (partial / "lr_sweep.json").unlink()
     out = tmp_path / "report.pdf"
-    assert run_script(REPORT, "--results", str(partial), "--out", str(out)) == 1
+    assert run_script(REPORT, "--results", str(partial), "--out", str(out), *AUTHORS) == 1
     message = capsys.readouterr().err
     assert str(partial / "lr_sweep.json") in message and "python experiments/lr_sweep.py" in message
     assert not out.exists()
 
 
+def test_a_malformed_results_file_is_named(results, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(results, broken)
+    (broken / "baseline.json").write_text('{"config": ')
+    assert run_script(REPORT, "--results", str(broken), "--out", str(tmp_path / "r.pdf"), *AUTHORS) == 1
+    assert f"{broken / 'baseline.json'}: not a readable JSON file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("authors", ["", " ,  , "])
+def test_authors_that_name_no_one_exit_2(authors, tmp_path, capsys):
+    assert run_script(REPORT, "--authors", authors, "--out", str(tmp_path / "r.pdf")) == 2
+    assert "argument --authors" in capsys.readouterr().err
+
+
 def test_an_unknown_present_item_exits_2_listing_the_valid_ones(tmp_path, capsys):
-    assert run_script(REPORT, "--present", "reading,singing", "--out", str(tmp_path / "r.pdf")) == 2
+    assert run_script(REPORT, *AUTHORS, "--present", "reading,singing", "--out", str(tmp_path / "r.pdf")) == 2
     message = capsys.readouterr().err
     assert "argument --present" in message and "'singing'" in message and "reading, from-scratch" in message
 
@@ -77,5 +165,5 @@ def test_an_unknown_present_item_exits_2_listing_the_valid_ones(tmp_path, capsys
 def test_an_unwritable_out_exits_2(tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    assert run_script(REPORT, "--out", str(blocker / "report.pdf")) == 2
+    assert run_script(REPORT, *AUTHORS, "--out", str(blocker / "report.pdf")) == 2
     assert "argument --out" in capsys.readouterr().err

@@ -9,7 +9,8 @@ Markers in the documents steer the assembly:
 - `<!-- appendix -->` on a line of its own: what follows goes to the report's appendix.
 
 Figures and tables are numbered in the order they appear; the prose refers to them as
-`[Figure](#fig-STEM)` (STEM the image's file name without .png) and `[Table](#tab-NAME)`, which become
+`[Figure](#fig-NAME)` (NAME the image's path under figures/ without .png, "/" as "-", e.g.
+fig-robustness-lr_sweep_loss) and `[Table](#tab-NAME)`, which become
 "Figure 3" and "Table 2". A ```source block lists functions (fmlp.layers.dense_forward) whose source
 code is printed in its place. Links to files of the repository become plain text (a PDF cannot follow
 them).
@@ -173,12 +174,13 @@ def plain_links(text: str) -> str:
 
 def numbered(text: str) -> str:
     """Figures and tables numbered in order of appearance, their captions prefixed ("Figure 2: ...",
-    "Table 1: ..." above each table built from a marker), and every [Figure](#fig-STEM) and
+    "Table 1: ..." above each table built from a marker), and every [Figure](#fig-NAME) and
     [Table](#tab-NAME) reference replaced by its number. ValueError names a reference to nothing."""
     labels: dict[str, int] = {}
 
     def figure(match):
-        labels[f"fig-{Path(match.group(2)).stem}"] = number = sum(key.startswith("fig-") for key in labels) + 1
+        label = "fig-" + match.group(2).split("figures/", 1)[-1].removesuffix(".png").replace("/", "-")
+        labels[label] = number = sum(key.startswith("fig-") for key in labels) + 1
         return f"![Figure {number}: {match.group(1)}]({match.group(2)})"
 
     def table(match):

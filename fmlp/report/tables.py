@@ -2,6 +2,7 @@
 in a table is copied by hand. Each function takes the loaded results, keyed by their path under the
 results folder, and returns a Markdown table."""
 
+import math
 from collections.abc import Callable
 
 from fmlp.stats import early_stopped, epochs_to_reach, half_width, summarize
@@ -12,7 +13,10 @@ PATIENCE = 5  # of the early stopping replayed on the optimizers' full runs
 
 
 def percent(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{100 * value:.{digits}f}%"
+    """A fraction as a percentage; "–" for a value that was not measured or is not a finite number."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–"
+    return f"{100 * value:.{digits}f}%"
 
 
 def _epoch(run: dict, number: int) -> dict | None:

@@ -1,0 +1,95 @@
+"""The one command from a clone to the hand-in, on tiny IDX data: what it runs, what it reuses, the
+baseline taken from the sweep, the bundle; and its refusals."""
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fmlp import handin
+
+from .test_experiments import run_script
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDIN = ROOT / "experiments" / "handin.py"
+
+
+def handin_command(idx_dir: Path, results: Path) -> list[str]:
+    return [sys.executable, str(HANDIN), "--authors", "Ada Lovelace, Alan Turing", "--present", "reading",
+            "--results", str(results), "--epochs", "2", "--data-source", "idx", "--data-dir", str(idx_dir),
+            "--quiet", "--allow-stale"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(idx_dir, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    results = tmp_path_factory.mktemp("handin")
+    finished = subprocess.run(handin_command(idx_dir, results), capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    return results, finished
+
+
+def test_a_fresh_folder_gets_every_result_the_pdf_and_the_zip(first_run):
+    results, finished = first_run
+    for name in ("lr_sweep.json", "baseline.json", "gradcheck.json", "diagnose/diagnose.json", "report.pdf",
+                 "handin.zip", "baseline_loss.png", "baseline_accuracy.png", "params/lr_0.1_seed_1.npz"):  # fmt: skip
+        assert (results / name).is_file(), name
+    assert "[1/3] learning-rate sweep: python" in finished.stdout
+    assert "wrote" in finished.stdout and "handin.zip" in finished.stdout
+
+
+def test_the_baseline_is_the_sweeps_lr_01_lane_not_a_second_training(first_run):
+    results, _ = first_run
+    sweep = json.loads((results / "lr_sweep.json").read_text())
+    baseline = json.loads((results / "baseline.json").read_text())
+    lane = next(run for run in sweep["runs"] if run["learning_rate"] == 0.1)
+    assert baseline["runs"] == [lane]
+    assert baseline["config"]["lr"] == 0.1 and baseline["config"]["epochs"] == 2 and "lrs" not in baseline["config"]
+    assert "lr_sweep.json" in baseline["derived_from"]
+    assert baseline["summary"][0]["final_test_accuracy"]["mean"] == lane["final"]["test_accuracy"]
+
+
+def test_the_zip_holds_the_pdf_the_source_environment_and_metrics(first_run):
+    results, _ = first_run
+    with zipfile.ZipFile(results / "handin.zip") as archive:
+        names = set(archive.namelist())
+        pdf = archive.read("fmlp-handin/report.pdf")
+    assert pdf == (results / "report.pdf").read_bytes()
+    for name in ("fmlp/layers.py", "fmlp/mlp.py", "experiments/handin.py", "environment.yml", "pyproject.toml",
+                 "README.md", "figures/lr_sweep.json", "figures/baseline.json", "figures/diagnose/diagnose.json"):  # fmt: skip
+        assert f"fmlp-handin/{name}" in names, name
+    assert not any("__pycache__" in name or name.endswith(".npz") for name in names)
+
+
+def test_a_second_run_reuses_every_result_and_only_rebuilds_the_pdf(first_run, idx_dir):
+    results, _ = first_run
+    before = (results / "lr_sweep.json").stat().st_mtime_ns
+    finished = subprocess.run(handin_command(idx_dir, results), capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.count("is there") == 3
+    assert (results / "lr_sweep.json").stat().st_mtime_ns == before
+
+
+def test_a_result_with_other_flags_or_interrupted_does_not_count(first_run, tmp_path):
+    results, _ = first_run
+    sweep, gradcheck, _ = handin.steps(results, ["--epochs", "2"], [], {"epochs": 2}, extras=False)
+    assert handin.is_done(sweep) and handin.is_done(gradcheck)
+    assert not handin.is_done(sweep._replace(expected={"epochs": 3}))
+    document = json.loads(sweep.result.read_text()) | {"interrupted": True}
+    (tmp_path / "lr_sweep.json").write_text(json.dumps(document))
+    assert handin.read_result(tmp_path / "lr_sweep.json") is None
+    (tmp_path / "broken.json").write_text("{ not json")
+    assert handin.read_result(tmp_path / "broken.json") is None
+
+
+@pytest.mark.parametrize("authors", ["", " , "])
+def test_authors_that_name_no_one_exit_2(authors, capsys):
+    assert run_script(HANDIN, "--authors", authors) == 2
+    assert "argument --authors" in capsys.readouterr().err
+
+
+def test_without_authors_it_exits_2(capsys):
+    assert run_script(HANDIN) == 2
+    assert "--authors" in capsys.readouterr().err
