@@ -32,6 +32,7 @@ def parse() -> argparse.Namespace:
     add("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
     add("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
+    flags.check_report_flags(parser, args)
     if problem := flags.can_create_folder(args.results):
         parser.error(f"argument --results: cannot write {str(args.results)!r}: {problem}")
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -93,7 +94,8 @@ def main() -> None:
     pdf = args.results / "report.pdf"
     report = [str(ROOT / "experiments" / "report.py"), "--results", str(args.results), "--out", str(pdf)]
     report += ["--authors", ", ".join(args.authors), "--present", ",".join(args.present), "--title", args.title]
-    run("report", report + (["--allow-stale"] if args.allow_stale else []))
+    report += (["--allow-stale"] if args.allow_stale else []) + (["--font", str(args.font)] if args.font else [])
+    run("report", report)
     count = handin.bundle(args.results / "handin.zip", pdf, args.results)
     print(f"wrote {args.results / 'handin.zip'} ({count} files) in {time.perf_counter() - started:.1f} s in all")
 

@@ -25,7 +25,7 @@ def build(args: argparse.Namespace, out: Path) -> None:
         if not (args.docs / document).is_file():
             sys.exit(f"error: {args.docs / document} is missing (it is part of the repository)")
     try:
-        built = report.build(args.results, args.docs, args.authors, args.present, args.title)
+        built = report.build(args.results, args.docs, args.authors, args.present, args.title, font=args.font)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     for problem in built.unsupported:
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="folder of the review and discussion")
     parser.add_argument("--out", type=Path, default=None, help="the PDF (default RESULTS/report.pdf)")
     args = parser.parse_args()
+    flags.check_report_flags(parser, args)
     out = args.out or args.results / "report.pdf"
     problem = flags.can_create_folder(out.parent) or ("a folder" if out.is_dir() else None)
     if problem:

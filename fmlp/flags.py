@@ -269,10 +269,35 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--title", default="A multilayer perceptron from scratch on MNIST", help="the title")
     parser.add_argument(
+        "--font",
+        type=Path,
+        default=None,
+        help="a TTF or OTF font for the characters DejaVu Sans lacks (e.g. Noto Sans CJK for Chinese names)",
+    )
+    parser.add_argument(
         "--allow-stale",
         action="store_true",
         help="build even if the prose quotes a number that no result contains (each is still named)",
     )
+
+
+def check_report_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--font must be a font file, and every character of --authors and --title drawable; exits 2 naming
+    the flag and the characters."""
+    if args.font is not None and not args.font.is_file():
+        parser.error(f"argument --font: {str(args.font)!r} is not a file")
+    from fmlp.report.layout import missing_glyphs  # fontTools, which matplotlib brings, reads the fonts
+
+    for flag, text in (("--authors", ", ".join(args.authors)), ("--title", args.title)):
+        try:
+            missing = missing_glyphs(text, args.font)
+        except Exception as error:  # fontTools raises many kinds for a file that is not a font
+            parser.error(f"argument --font: cannot read {str(args.font)!r} as a font ({error})")
+        if missing:
+            parser.error(
+                f"argument {flag}: the report's font (DejaVu Sans{' and ' + str(args.font) if args.font else ''}) "
+                f"cannot draw {' '.join(missing)}; pass --font PATH with a font that can (e.g. Noto Sans CJK)"
+            )
 
 
 def _first_existing(path: Path) -> Path:

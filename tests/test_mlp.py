@@ -1,5 +1,8 @@
 """The network's hand-written gradients against autodiff and finite differences, in float64."""
 
+import io
+import zipfile
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,7 +118,7 @@ BAD_PARAMS = [
     ("no chain", {"w0": W0, "b0": B0, "w1": np.zeros((7, 3), np.float32), "b1": B1}, "w1 \\(7, 3\\) does not chain"),
     ("bias", {"w0": W0, "b0": np.zeros(5, np.float32)}, "layer 0 has w0 \\(5, 4\\) and b0 \\(5,\\)"),
     ("ints", {"w0": W0.astype(np.int32), "b0": B0}, "layer 0 has dtypes int32 and float32; expected floats"),
-    ("objects", {"w0": W0, "b0": np.array([None], object)}, "cannot read its arrays"),
+    ("objects", {"w0": W0, "b0": np.array([None], object)}, "layer 0 has dtypes float32 and object; expected floats"),
 ]
 
 
@@ -133,3 +136,30 @@ def test_load_refuses_a_text_file_and_a_missing_one(tmp_path):
         mlp.load(text)
     with pytest.raises(ValueError, match="absent.npz: no such file"):
         mlp.load(tmp_path / "absent.npz")
+
+
+def _npz_of_headers(path, **shapes):
+    """An .npz whose members declare these shapes (float32) but hold no data: what a hostile file can do."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, shape in shapes.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+            archive.writestr(f"{name}.npy", header.getvalue())
+    return path
+
+
+def test_load_refuses_huge_declared_or_unpacked_sizes_before_allocating(tmp_path, monkeypatch):
+    huge = _npz_of_headers(tmp_path / "huge.npz", w0=(10**6, 10**6), b0=(10**6,))
+    with pytest.raises(ValueError, match=f"{huge}: declares 1,000,001,000,000 parameters"):
+        mlp.load(huge)
+    monkeypatch.setattr(mlp, "MAX_PARAMETERS", 1000)  # a small cap, so the test's bomb stays small
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("w0.npy", b"\0" * (8 * mlp.MAX_PARAMETERS + 1))
+    with pytest.raises(ValueError, match=f"{bomb}: w0 unpacks to"):
+        mlp.load(bomb)
+
+
+def test_load_names_a_folder_as_a_folder(tmp_path):
+    with pytest.raises(ValueError, match=f"{tmp_path}: a folder, not an .npz file"):
+        mlp.load(tmp_path)

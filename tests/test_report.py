@@ -48,9 +48,19 @@ def test_report_has_the_authors_sections_declaration_and_every_figure(results, t
     assert run_script(REPORT, "--results", str(results), "--out", str(out), *AUTHORS, "--present", "from-scratch",
                       "--allow-stale") == 0  # fmt: skip
     text = text_of(out)
-    for expected in ("Ada Lovelace, Alan Turing", "2.3 Willingness to present", "2.1 Review of the cuDNN paper",
-                     "2.2 The MLP from scratch", "Setup", "Appendix", "How to reproduce", "Linear layer",
-                     "def dense_param_grads", "The group declares itself willing to present: 2.2 The MLP from scratch."):  # fmt: skip
+    wanted = [
+        "Ada Lovelace, Alan Turing",
+        "2.3 Willingness to present",
+        "2.1 Review of the cuDNN paper",
+        "2.2 The MLP from scratch",
+        "Setup",
+        "Appendix",
+        "How to reproduce",
+        "Linear layer",
+        "def dense_param_grads",
+        "The group declares itself willing to present: 2.2 The MLP from scratch.",
+    ]
+    for expected in wanted:
         assert expected in text, expected
     images = sum(len(page.images) for page in PdfReader(out).pages)
     assert images >= len(FIGURES)
@@ -102,7 +112,8 @@ def test_numbers_are_checked_by_their_unit():
     found = [problem.split(" in: ")[0] for problem in numbers.unsupported(stale, forms)]
     assert found == ["18 min 49 s", "44 TFLOP/s", "98.14%", "9,784"]
     assert numbers.unsupported("<!-- constants: 784 0.1307 -->\nInputs: 784 pixels, mean 0.1307.", forms) == []
-    assert numbers.unsupported("Not prose: `98.99%`, | 12.34% |, and ![a 55.5% figure](x_0.5.png).", forms) == []
+    not_prose = "Code `98.99%` and ![a 55.5% figure](lr_0.5.png).\n\n| 12.34% | x |\n| --- | --- |\n\n```\n7.25 s\n```\n"
+    assert numbers.unsupported(not_prose, forms) == []
 
 
 def _parsed(parser, command: str) -> dict:
@@ -167,3 +178,43 @@ def test_an_unwritable_out_exits_2(tmp_path, capsys):
     blocker.write_text("x")
     assert run_script(REPORT, *AUTHORS, "--out", str(blocker / "report.pdf")) == 2
     assert "argument --out" in capsys.readouterr().err
+
+
+STIX = Path(__import__("matplotlib").get_data_path()) / "fonts" / "ttf" / "STIXGeneral.ttf"
+
+
+def test_a_name_the_font_cannot_draw_exits_2_naming_it_and_font_draws_it(results, tmp_path, capsys):
+    out = tmp_path / "r.pdf"
+    assert run_script(REPORT, "--results", str(results), "--out", str(out), "--authors", "𝔄da, Zoë") == 2
+    message = capsys.readouterr().err
+    assert "argument --authors" in message and "cannot draw 𝔄" in message and "--font" in message
+    assert not out.exists()
+    flags = ["--results", str(results), "--out", str(out), "--authors", "𝔄da, Zoë", "--font", str(STIX)]
+    assert run_script(REPORT, *flags, "--allow-stale") == 0
+    assert "𝔄da, Zoë" in PdfReader(out).pages[0].extract_text()
+    assert run_script(REPORT, *AUTHORS, "--font", str(tmp_path / "none.ttf"), "--out", str(out)) == 2
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda d: d | {"runs": []}, "runs is empty"),
+        (lambda d: d | {"runs": "x"}, "runs is str"),
+        (lambda d: {k: v for k, v in d.items() if k != "config"}, "config is NoneType"),
+        (lambda d: d | {"runs": [d["runs"][0] | {"epochs": [d["runs"][0]["epochs"][0] | {"test_accuracy": "0.9"}]}]},
+         "runs[0].epochs[0].test_accuracy is str"),
+    ],
+)  # fmt: skip
+def test_a_tampered_results_file_is_named_with_its_problem(results, tmp_path, capsys, change, problem):
+    tampered = tmp_path / "tampered"
+    shutil.copytree(results, tampered)
+    document = json.loads((tampered / "lr_sweep.json").read_text())
+    (tampered / "lr_sweep.json").write_text(json.dumps(change(document)))
+    assert run_script(REPORT, "--results", str(tampered), "--out", str(tmp_path / "r.pdf"), *AUTHORS) == 1
+    assert f"{tampered / 'lr_sweep.json'}: {problem}" in capsys.readouterr().err
+
+
+def test_a_value_that_is_not_a_finite_number_prints_as_a_dash():
+    from fmlp.report.tables import percent
+
+    assert [percent(v) for v in (0.98421, None, float("nan"), float("inf"))] == ["98.42%", "–", "–", "–"]

@@ -63,6 +63,7 @@ def build(
     present: list[str],
     title: str,
     date: str | None = None,
+    font: Path | None = None,
 ) -> Report:
     """The whole report. Raises FileNotFoundError listing missing results (and their commands), and
     ValueError naming a results file that cannot be read."""
@@ -87,7 +88,7 @@ def build(
     ]
     assembled = content.assemble(PART.join(parts), results, results_dir).split(PART)
 
-    pdf = layout.new_pdf(title, ", ".join(authors))
+    pdf = layout.new_pdf(title, ", ".join(authors), font)
     _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
     for part in assembled:
         pdf.add_page()

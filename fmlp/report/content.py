@@ -55,13 +55,15 @@ def missing_results(results_dir: Path) -> list[str]:
 
 
 def _read_json(path: Path) -> dict:
-    """A results file's JSON object; ValueError naming the file when it is not one."""
+    """A results file's JSON object, checked by `check_result`; ValueError naming the file when it is
+    not one."""
     try:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a readable JSON file ({error})") from error
     if not isinstance(document, dict):
         raise ValueError(f"{path}: holds a JSON {type(document).__name__}, not an object of results")
+    check_result(path, document)
     return document
 
 
@@ -202,3 +204,43 @@ def numbered(text: str) -> str:
 def declaration_rows(present: list[str]) -> list[tuple[str, str]]:
     """(exercise, willing to present?) for each exercise of the sheet."""
     return [(title, "yes" if key in present else "no") for key, title in PRESENTABLE.items()]
+
+
+NUMBER_OR_NONE = (int, float, type(None))
+EPOCH_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+
+
+def _expect(path: Path, where: str, value, kinds: tuple, what: str) -> None:
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise ValueError(f"{path}: {where} is {type(value).__name__} {str(value)[:40]!r}, expected {what}")
+
+
+def check_result(path: Path, document: dict) -> None:
+    """Refuses a results file whose fields the report reads are missing or of the wrong kind, with one
+    line naming the file and the field; the numbers themselves may be null (not measured)."""
+    if path.name == "diagnose.json":
+        _expect(path, "networks", document.get("networks"), (dict,), "an object of networks")
+        return
+    if path.name == "gradcheck.json":
+        for key in ("autodiff", "finite_differences"):
+            _expect(path, key, document.get(key), (dict,), "an object")
+            _expect(
+                path, f"{key}.max_relative_error", document[key].get("max_relative_error"), (int, float), "a number"
+            )
+        return
+    if "machine" in document:  # a benchmark
+        return
+    for key, kind in (("config", dict), ("environment", dict), ("runs", list), ("summary", list)):
+        _expect(path, key, document.get(key), (kind,), f"a JSON {'object' if kind is dict else 'array'}")
+    if not document["runs"]:
+        raise ValueError(f"{path}: runs is empty: no run to report")
+    _expect(path, "seconds", document.get("seconds"), (dict, int, float), "an object of seconds")
+    for index, run in enumerate(document["runs"]):
+        where = f"runs[{index}]"
+        _expect(path, where, run, (dict,), "an object")
+        _expect(path, f"{where}.learning_rate", run.get("learning_rate"), (int, float), "a number")
+        _expect(path, f"{where}.epochs", run.get("epochs"), (list,), "an array of epochs")
+        for number, epoch in enumerate(run["epochs"]):
+            _expect(path, f"{where}.epochs[{number}]", epoch, (dict,), "an object")
+            for field in EPOCH_FIELDS:
+                _expect(path, f"{where}.epochs[{number}].{field}", epoch.get(field), NUMBER_OR_NONE, "a number or null")

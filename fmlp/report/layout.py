@@ -42,8 +42,19 @@ def _font_files() -> dict[tuple[str, str], Path]:
     }
 
 
-def new_pdf(title: str, author: str) -> FPDF:
-    """An A4 document with the DejaVu families registered, page numbers in the footer."""
+def missing_glyphs(text: str, extra_font: Path | None = None) -> list[str]:
+    """The characters of text (letters and signs, not spaces) that neither DejaVu Sans nor extra_font can draw."""
+    from fontTools.ttLib import TTFont  # matplotlib's own dependency
+
+    covered = set(TTFont(_font_files()[(FONT, "")], lazy=True).getBestCmap())
+    if extra_font is not None:
+        covered |= set(TTFont(extra_font, lazy=True, fontNumber=0).getBestCmap())
+    return sorted({char for char in text if not char.isspace() and ord(char) not in covered}, key=text.index)
+
+
+def new_pdf(title: str, author: str, extra_font: Path | None = None) -> FPDF:
+    """An A4 document with the DejaVu families registered, page numbers in the footer; extra_font, if
+    given, draws whatever DejaVu has no glyph for (names in other scripts)."""
 
     class Pages(FPDF):
         def footer(self):
@@ -54,6 +65,9 @@ def new_pdf(title: str, author: str) -> FPDF:
     pdf = Pages(format="A4", unit="mm")
     for (family, style), path in _font_files().items():
         pdf.add_font(family, style, str(path))
+    if extra_font is not None:
+        pdf.add_font("Extra", "", str(extra_font))
+        pdf.set_fallback_fonts(["Extra"], exact_match=False)
     pdf.set_title(title)
     pdf.set_author(author)
     pdf.set_creator("fmlp experiments/report.py")
