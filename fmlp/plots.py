@@ -78,7 +78,7 @@ def _seeds_note(runs: Sequence[dict]) -> str:
 
 def loss_figure(runs: Sequence[dict], title: str) -> Figure:
     """Train, validation (if measured) and test loss over epochs of one learning rate (mean over seeds)."""
-    figure = Figure(figsize=(PAGE_WIDTH, 4.0), layout="constrained")
+    figure = Figure(figsize=(PAGE_WIDTH, 3.3), layout="constrained")
     axes = figure.add_subplot()
     _style(axes, title + _seeds_note(runs), "mean cross-entropy")
     for index, (key, label) in enumerate(
@@ -98,7 +98,7 @@ def loss_figure(runs: Sequence[dict], title: str) -> Figure:
 def accuracy_figure(runs: Sequence[dict], title: str) -> Figure:
     """Test accuracy (%) over epochs, one line per learning rate, and below it the test error (%) on a
     log scale, where rates that overlap near 98% accuracy come apart."""
-    figure = Figure(figsize=(PAGE_WIDTH, 6.4), layout="constrained")
+    figure = Figure(figsize=(PAGE_WIDTH, 4.8), layout="constrained")
     accuracy_axes, error_axes = figure.subplots(2, 1, sharex=True)
     figure.suptitle(title + _seeds_note(runs))
     _style(accuracy_axes, "test accuracy", "test accuracy (%)")
@@ -123,7 +123,7 @@ def accuracy_figure(runs: Sequence[dict], title: str) -> Figure:
 
 def sweep_loss_figure(runs: Sequence[dict], title: str) -> Figure:
     """Test loss (solid) and train loss (dashed) over epochs, one colour per learning rate, log scale."""
-    figure = Figure(figsize=(PAGE_WIDTH, 4.4), layout="constrained")
+    figure = Figure(figsize=(PAGE_WIDTH, 3.6), layout="constrained")
     axes = figure.add_subplot()
     _style(axes, title + _seeds_note(runs), "mean cross-entropy (log scale)")
     axes.set_yscale("log")

@@ -72,9 +72,9 @@ def build(
         raise FileNotFoundError("missing results: " + "; ".join(missing))
     results = content.load_results(results_dir, docs_dir)
     review, derivation, discussion = ((docs_dir / name).read_text() for name in DOCUMENTS)
-    main, appendix = content.split_appendix(discussion)
+    main, appendix = content.split_appendix(content.without_title(discussion))
     parts = [
-        "# 2.1 Review of the cuDNN paper\n\n" + content.demote(review, 1),
+        "# 2.1 Review of the cuDNN paper\n\n" + content.demote(content.without_title(review), 1),
         "# 2.2 The MLP from scratch\n\n## Setup\n\n"
         + content.setup_text(results)
         + "\n\n"

@@ -122,6 +122,12 @@ def assemble(text: str, results: dict, results_dir: Path) -> str:
     return text.replace("](../figures/", f"]({results_dir.resolve().as_posix()}/")
 
 
+def without_title(text: str) -> str:
+    """A document without its first line when that is a top-level heading (the report gives its own)."""
+    first, _, rest = text.partition("\n")
+    return rest if first.startswith("# ") else text
+
+
 def demote(text: str, levels: int = 1) -> str:
     """Every heading `levels` deeper (outside fenced code), so a document can sit under a report section."""
     lines, fenced = [], False

@@ -3,7 +3,8 @@ every glyph the text uses (→, ·, ≤, −, Greek). Nothing here reads results
 
 Blocks are laid out one by one so that page breaks fall where a reader expects them: a heading is
 never the last thing on a page, a figure is printed at the size it was drawn for (so its text keeps
-its point size) and never split, a table is kept whole with its caption. Headings become the PDF's
+its point size), never split, and floats to the top of the next page when this one is full, a table is
+kept whole with its caption. Headings become the PDF's
 outline; ```math blocks are typeset equations; a code block's lines are never broken.
 """
 
@@ -57,12 +58,18 @@ def new_pdf(title: str, author: str, extra_font: Path | None = None) -> FPDF:
     given, draws whatever DejaVu has no glyph for (names in other scripts)."""
 
     class Pages(FPDF):
+        floats: list[tuple[Path, str]] = []  # figures waiting for the top of the next page
+
+        def header(self):
+            _place_floats(self)
+
         def footer(self):
             self.set_y(-12)
             self.set_font(FONT, "", 8)
             self.cell(0, 8, f"{self.page_no()}", align="C")
 
     pdf = Pages(format="A4", unit="mm")
+    pdf.floats = []
     for (family, style), path in _font_files().items():
         pdf.add_font(family, style, str(path))
     if extra_font is not None:
@@ -91,9 +98,9 @@ def ensure_room(pdf: FPDF, needed: float) -> None:
         pdf.add_page()
 
 
-def _heading(pdf: FPDF, tag: str, text: str, keep: float = KEEP_WITH_HEADING_MM) -> None:
-    """A heading, moved to the next page unless `keep` mm fit below it (what follows it must start here)."""
-    ensure_room(pdf, keep + 12)
+def _heading(pdf: FPDF, tag: str, text: str) -> None:
+    """A heading, moved to the next page unless KEEP_WITH_HEADING_MM fit below it."""
+    ensure_room(pdf, KEEP_WITH_HEADING_MM + 12)
     pdf.ln(3 if tag != "h1" else 1)
     pdf.start_section(text, level=int(tag[1]) - 1, strict=False)
     pdf.set_font(FONT, "B", HEADING_SIZES.get(tag, BODY_SIZE))
@@ -126,15 +133,37 @@ def figure_size(pdf: FPDF, path: Path) -> tuple[float, float]:
 
 
 def figure(pdf: FPDF, path: Path, caption: str) -> None:
-    """An image at its drawn size (see figure_size), on one page, with its caption below it."""
+    """An image at its drawn size (see figure_size), on one page, with its caption below it; where the
+    page has no room left for it, it floats to the top of the next page and the text goes on here.
+    Figures keep their order."""
+    if pdf.floats or room(pdf) < figure_size(pdf, path)[1] + 10:
+        pdf.floats.append((path, caption))
+        return
+    _place_figure(pdf, path, caption)
+
+
+def _place_figure(pdf: FPDF, path: Path, caption: str) -> None:
     width, height = figure_size(pdf, path)
-    ensure_room(pdf, height + 10)
     pdf.image(str(path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height)
     if caption:
         pdf.set_font(FONT, "I", 8.5)
         pdf.multi_cell(0, 4.2, caption, align="C")
         pdf.set_font(FONT, "", BODY_SIZE)
-    pdf.ln(2)
+    pdf.ln(3)
+
+
+def _place_floats(pdf: FPDF) -> None:
+    """At the top of a new page: the waiting figures, in order, as many as fit (the first always does)."""
+    placed = False
+    while pdf.floats and (not placed or room(pdf) >= figure_size(pdf, pdf.floats[0][0])[1] + 10):
+        _place_figure(pdf, *pdf.floats.pop(0))
+        placed = True
+
+
+def flush_floats(pdf: FPDF) -> None:
+    """New pages until no figure is waiting: the end of a part keeps its figures."""
+    while pdf.floats:
+        pdf.add_page()
 
 
 def _cell_text(inline: Token) -> str:
@@ -159,10 +188,12 @@ def _column_widths(pdf: FPDF, rows: list[list[str]]) -> list[float]:
 
 def _table(pdf: FPDF, tokens: list[Token], caption: str = "") -> None:
     """A table with its caption above it, both moved to the next page unless the whole table fits here."""
-    with pdf.offset_rendering() as trial:
-        _draw_table(trial, tokens, caption)
-    if trial.page_break_triggered:
-        pdf.add_page()
+    while pdf.get_y() > pdf.t_margin + 1:  # on a fresh page a table longer than the page breaks as it must
+        with pdf.offset_rendering() as trial:
+            _draw_table(trial, tokens, caption)
+        if not trial.page_break_triggered:
+            break
+        pdf.add_page()  # which may place waiting figures first: try again below them
     _draw_table(pdf, tokens, caption)
 
 
@@ -213,17 +244,6 @@ def _block_end(tokens: list[Token], start: int) -> int:
         index += 1
         if depth <= 0:
             return index
-
-
-def _room_for_next(pdf: FPDF, tokens: list[Token], start: int, base: Path) -> float:
-    """What the block at tokens[start] needs on the page to follow a heading: a figure whole, else
-    KEEP_WITH_HEADING_MM."""
-    following = [i for i in range(start, len(tokens)) if tokens[i].type != "html_block"][:2]
-    if len(following) == 2 and tokens[following[0]].type == "paragraph_open":
-        images = _images_only(tokens[following[1]])
-        if images:
-            return figure_size(pdf, (base / images[0].attrs["src"]).resolve())[1] + 10
-    return KEEP_WITH_HEADING_MM
 
 
 def code_size(pdf: FPDF, code: str) -> float:
@@ -277,6 +297,7 @@ def markdown(pdf: FPDF, text: str, base: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="fmlp-equations-") as folder:
         while index < len(tokens):
             index = _block(pdf, md, tokens, index, base, Path(folder))
+    flush_floats(pdf)
 
 
 def _block(pdf: FPDF, md: MarkdownIt, tokens: list[Token], index: int, base: Path, folder: Path) -> int:
@@ -284,7 +305,7 @@ def _block(pdf: FPDF, md: MarkdownIt, tokens: list[Token], index: int, base: Pat
     token = tokens[index]
     end = _block_end(tokens, index)
     if token.type == "heading_open":
-        _heading(pdf, token.tag, tokens[index + 1].content, _room_for_next(pdf, tokens, end, base))
+        _heading(pdf, token.tag, tokens[index + 1].content)
     elif token.type == "paragraph_open" and (images := _images_only(tokens[index + 1])) is not None:
         for image in images:
             figure(pdf, (base / image.attrs["src"]).resolve(), image.content)
