@@ -14,7 +14,7 @@ import jax
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from fmlp import data, distributed, flags, interrupts, lanes, mlp, outputs, plots
+from fmlp import data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plots
 from fmlp.splits import device_splits
 from fmlp.train import Config
 
@@ -41,9 +41,12 @@ def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
     except data.DataError as error:
         sys.exit(f"error: {error}")
     say(f"MNIST from {origin.source}" + (f" ({origin.path})" if origin.path else ""))
-    available = min(args.train_limit or len(mnist.train_images), len(mnist.train_images)) - args.validation
-    if args.batch_size > available:
-        sys.exit(f"error: --batch-size {args.batch_size} is larger than the {available} training images")
+    num_train = min(args.train_limit or len(mnist.train_images), len(mnist.train_images))
+    if args.validation and args.validation + args.batch_size > num_train:
+        sys.exit(f"error: --validation {args.validation} leaves {max(num_train - args.validation, 0)} of this data's "
+                 f"{num_train} training images to train on, fewer than one batch of {args.batch_size}")  # fmt: skip
+    if args.batch_size > num_train:
+        sys.exit(f"error: --batch-size {args.batch_size} is larger than this data's {num_train} training images")
     return mnist, origin
 
 
@@ -175,12 +178,28 @@ def write(plan: Plan, args, runs: list[dict], document: dict, params: dict) -> N
     outputs.write_json(args.out / f"{plan.name}.json", document)
 
 
+def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> None:
+    """Exits 2 before any work when the lanes' estimated memory exceeds what the device has, naming the
+    lane count that would fit."""
+    available = memory.available_bytes()
+    if available is None or num_lanes <= memory.lanes_that_fit(training, available):
+        return
+    need = num_lanes * memory.bytes_per_lane(training) / 2**30
+    fit = memory.lanes_that_fit(training, available)
+    flag = "--seeds" if getattr(args, "seeds", 1) > 1 else "--lrs"
+    print(f"error: argument {flag}: {num_lanes} runs need about {need:.1f} GiB ({memory.bytes_per_lane(training) / 2**20:.1f} "
+          f"MiB each), more than the {available / 2**30:.1f} GiB available; at most {fit} runs fit", file=sys.stderr)  # fmt: skip
+    sys.exit(2)
+
+
 def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
     """Runs the plan; exits with 128 + the signal number if a signal ended it early."""
     started = time.perf_counter()
     start_processes(args)
     compile_cache(args)
     writer = distributed.is_writer()
+
+    check_memory(config(args, len(plan.seeds)), len(plan.seeds), args)
 
     def work(control: interrupts.Control) -> None:
         mnist, origin = load(args)

@@ -169,8 +169,15 @@ def test_unwritable_out_exits_2(tmp_path, capsys):
 def test_batch_larger_than_a_small_idx_set_is_refused_after_loading(idx_dir, tmp_path, capsys):
     # 650 passes the flag checks (MNIST has 60000 images); the IDX folder holds only 600.
     assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--batch-size", "650")) == 1
-    assert "--batch-size 650 is larger than the 600 training images" in capsys.readouterr().err
+    assert "--batch-size 650 is larger than this data's 600 training images" in capsys.readouterr().err
     assert not (tmp_path / "out" / "baseline.json").exists()
+
+
+def test_a_validation_split_larger_than_a_small_idx_set_says_so(idx_dir, tmp_path, capsys):
+    assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--validation", "1000")) == 1
+    message = capsys.readouterr().err
+    assert "--validation 1000 leaves 0 of this data's 600 training images to train on" in message
+    assert not (tmp_path / "out").exists()
 
 
 def test_empty_out_is_refused(tmp_path, capsys):
@@ -257,3 +264,10 @@ def test_seeds_validation_and_early_stop_grow_the_contract(idx_dir, tmp_path, ca
     for ours, reference in zip(runs[1]["epochs"], theirs["epochs"]):
         keys = sorted(k for k in ours if ours[k] is not None)
         np.testing.assert_allclose([ours[k] for k in keys], [reference[k] for k in keys], rtol=1e-4)
+
+
+def test_more_runs_than_memory_holds_are_refused_before_any_work(tmp_path, capsys):
+    assert run_script(SWEEP, "--seeds", "1000000", "--out", str(tmp_path / "out"), "--quiet") == 2
+    message = capsys.readouterr().err
+    assert "argument --seeds: 7000000 runs need about" in message and "at most" in message and "runs fit" in message
+    assert not (tmp_path / "out").exists()

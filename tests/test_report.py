@@ -112,7 +112,7 @@ def test_numbers_are_checked_by_their_unit():
     found = [problem.split(" in: ")[0] for problem in numbers.unsupported(stale, forms)]
     assert found == ["18 min 49 s", "44 TFLOP/s", "98.14%", "9,784"]
     assert numbers.unsupported("<!-- constants: 784 0.1307 -->\nInputs: 784 pixels, mean 0.1307.", forms) == []
-    not_prose = "Code `98.99%` and ![a 55.5% figure](lr_0.5.png).\n\n| 12.34% | x |\n| --- | --- |\n\n```\n7.25 s\n```\n"
+    not_prose = "Code `98.99%`, ![a 55.5% figure](lr_0.5.png).\n\n| 12.34% | x |\n| --- | --- |\n\n```\n7.25 s\n```\n"
     assert numbers.unsupported(not_prose, forms) == []
 
 

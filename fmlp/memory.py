@@ -1,0 +1,48 @@
+"""How much memory a lane program needs, estimated before it starts, against what the device has.
+
+Per lane the program keeps its parameters, its optimizer state (optax's slots: one for momentum and
+RMSProp, two for Adam) and with early stopping its best parameters, all float32, and while it evaluates
+every lane at once it holds each lane's pre-activations and activations of one evaluation chunk. The data, the compiled
+programs and one group's training step are shared by all lanes and are left to the margin.
+"""
+
+import os
+
+import jax
+
+from fmlp.train import Config
+
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "rmsprop": 1}
+BYTES = 4  # float32
+USABLE_SHARE = 0.8  # of the memory available: the rest is for data, programs, the runtime
+
+
+def parameter_count(sizes: tuple[int, ...]) -> int:
+    """Weights and biases of the layers: sum over layers of (fan_in + 1) * fan_out."""
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+
+
+def bytes_per_lane(config: Config) -> int:
+    """The state and the evaluation activations of one lane, in bytes."""
+    copies = 1 + OPTIMIZER_SLOTS[config.optimizer] + (config.patience is not None)
+    activations = 2 * config.eval_chunk * sum(config.sizes[1:])  # z and its sigmoid, alive together
+    return BYTES * (copies * parameter_count(config.sizes) + activations)
+
+
+def available_bytes() -> int | None:
+    """What the default device can still hold: the accelerator's limit, or on a CPU the host's available
+    memory (MemAvailable); None where neither is known."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as file:
+            fields = dict(line.split(":", 1) for line in file)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None if not hasattr(os, "sysconf") else os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def lanes_that_fit(config: Config, available: int) -> int:
+    """How many lanes fit in USABLE_SHARE of `available` bytes (over all devices the lanes are split over)."""
+    return int(USABLE_SHARE * available * config.devices // bytes_per_lane(config))
