@@ -184,11 +184,12 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     available = memory.available_bytes()
     if available is None or num_lanes <= memory.lanes_that_fit(training, available):
         return
-    need = num_lanes * memory.bytes_per_lane(training) / 2**30
+    each = memory.bytes_per_lane(training)
     fit = memory.lanes_that_fit(training, available)
     flag = "--seeds" if getattr(args, "seeds", 1) > 1 else "--lrs"
-    print(f"error: argument {flag}: {num_lanes} runs need about {need:.1f} GiB ({memory.bytes_per_lane(training) / 2**20:.1f} "
-          f"MiB each), more than the {available / 2**30:.1f} GiB available; at most {fit} runs fit", file=sys.stderr)  # fmt: skip
+    print(f"error: argument {flag}: {num_lanes} runs need about {num_lanes * each / 2**30:.1f} GiB "
+          f"({each / 2**20:.1f} MiB each), more than the {available / 2**30:.1f} GiB available; "
+          f"at most {fit} runs fit", file=sys.stderr)  # fmt: skip
     sys.exit(2)
 
 

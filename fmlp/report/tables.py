@@ -159,8 +159,9 @@ def optimizers_table(results: dict) -> str:
         )
         chosen = _chosen_by_seed(document)
         differences = summarize([chosen[seed] - baseline[seed] for seed in chosen if seed in baseline])
-        paired = "–" if document is documents[0][1] or differences["std"] is None else (
-            f"{percent(differences['mean'])} ± {percent(half_width(differences['std'], differences['n']))}")  # fmt: skip
+        paired = "–"
+        if document is not documents[0][1] and differences["std"] is not None:
+            paired = f"{percent(differences['mean'])} ± {percent(half_width(differences['std'], differences['n']))}"
         rows.append(
             f"| {label} | {rates} | {selected['learning_rate']:g}, {selected['epoch']} | "
             f"{percent(selected['val_accuracy'])} | {percent(selected['test_accuracy'])} "
