@@ -99,7 +99,8 @@ def main() -> None:
     if trained and not args.allow_stale:
         # The prose of docs/ describes the committed results: new runs change their timings at least.
         print("note: results were made anew, so numbers of docs/ that differ from them are warnings, not errors")
-    report += (["--allow-stale"] if args.allow_stale or trained else []) + (["--font", str(args.font)] if args.font else [])
+    report += ["--allow-stale"] if args.allow_stale or trained else []
+    report += ["--font", str(args.font)] if args.font else []
     run("report", report)
     count = handin.bundle(args.results / "handin.zip", pdf, args.results)
     print(f"wrote {args.results / 'handin.zip'} ({count} files) in {time.perf_counter() - started:.1f} s in all")

@@ -32,7 +32,10 @@ def bytes_per_lane(config: Config) -> int:
 def available_bytes() -> int | None:
     """What the default device can still hold: the accelerator's limit, or on a CPU the host's available
     memory (MemAvailable); None where neither is known."""
-    stats = jax.devices()[0].memory_stats() or {}
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except jax.errors.JaxRuntimeError:  # some runtimes keep no statistics
+        stats = {}
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
     try:
