@@ -6,7 +6,8 @@ Markers in the documents steer the assembly:
   instead (NAME one of tables.TABLES), so no number in a table is copied by hand;
 - `<!-- requires: PATH -->` right after a heading: the section is left out unless PATH exists under
   the results folder (e.g. the robustness run);
-- `<!-- appendix -->` on a line of its own: what follows goes to the report's appendix.
+- `<!-- appendix -->` on a line of its own: what follows goes to the report's appendix;
+- `<!-- not in the report -->` right after a heading: the section is for readers of docs/ only.
 
 Figures and tables are numbered in the order they appear; the prose refers to them as
 `[Figure](#fig-NAME)` (NAME the image's path under figures/ without .png, "/" as "-", e.g.
@@ -46,6 +47,7 @@ OPTIONAL = {
 PRESENTABLE = {"reading": "2.1 Review of the cuDNN paper", "from-scratch": "2.2 The MLP from scratch"}
 TABLE_MARKER = re.compile(r"<!-- table: (\w+) -->\n(?:\n*(?:\|.*\n?)+)?")
 REQUIRES_MARKER = re.compile(r"<!-- requires: (\S+) -->")
+DOCS_ONLY = "<!-- not in the report -->"  # right after a heading: the report's appendix says it already
 
 
 def missing_results(results_dir: Path) -> list[str]:
@@ -106,6 +108,8 @@ def kept_sections(text: str, results_dir: Path) -> str:
             skip_level = None
         required = REQUIRES_MARKER.search(section)
         if skip_level is None and required and not (results_dir / required.group(1)).exists():
+            skip_level = level
+        if skip_level is None and DOCS_ONLY in section:
             skip_level = level
         if skip_level is None:
             kept.append(section)

@@ -199,6 +199,7 @@ def _table(pdf: FPDF, tokens: list[Token], caption: str = "") -> None:
 
 def _draw_table(pdf: FPDF, tokens: list[Token], caption: str) -> None:
     if caption:
+        pdf.ln(2)
         pdf.set_font(FONT, "I", 8.5)
         pdf.multi_cell(0, 4.2, caption)
     rows, row = [], []

@@ -16,7 +16,7 @@ def percent(value: float | None, digits: int = 2) -> str:
     """A fraction as a percentage; "–" for a value that was not measured or is not a finite number."""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "–"
-    return f"{100 * value:.{digits}f}%"
+    return f"{100 * value:.{digits}f}%".replace("-", "−")  # a minus sign, not a hyphen
 
 
 def _epoch(run: dict, number: int) -> dict | None:
