@@ -80,8 +80,11 @@ def main() -> None:
         if handin.is_done(step) and not rerun_for_params:
             print(f"[{number}/{len(steps)}] {step.name}: {step.result} is there", flush=True)
             continue
-        print(f"[{number}/{len(steps)}] {step.name}: python {' '.join(step.command)}", flush=True)
-        run(step.name, step.command)
+        command = step.command
+        if step.result.with_name(f"{step.result.stem}.checkpoint.npz").exists():
+            command = command + ["--resume"]  # an earlier try was cut short: go on from its last epoch
+        print(f"[{number}/{len(steps)}] {step.name}: python {' '.join(command)}", flush=True)
+        run(step.name, command)
         trained = True
         if step is sweep:
             handin.write_baseline(args.results)

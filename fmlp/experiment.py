@@ -14,7 +14,7 @@ import jax
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from fmlp import data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plots
+from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plots
 from fmlp.splits import device_splits
 from fmlp.train import Config
 
@@ -193,42 +193,117 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     sys.exit(2)
 
 
+NOT_DEFINING = ("resume", "quiet", "no_compile_cache", "coordinator", "num_processes", "process_id",
+                "coordinator_timeout", "download_timeout")  # fmt: skip
+CHECKPOINT_BYTES = 256 * 2**20  # larger states are checkpointed every few epochs, about this much per epoch
+
+
+def checkpoint_path(args: argparse.Namespace, plan: Plan) -> Path:
+    return args.out / f"{plan.name}.checkpoint.npz"
+
+
+def defining_flags(args: argparse.Namespace) -> dict:
+    """The recorded flags that decide what a run computes: a checkpoint resumes only under the same ones."""
+    return {key: value for key, value in outputs.flag_values(args).items() if key not in NOT_DEFINING}
+
+
+def resumed(args: argparse.Namespace, plan: Plan, training: Config) -> lanes.Progress | None:
+    """The checkpoint to go on from with --resume; exits 2 naming the problem when there is none that fits,
+    or when an unfinished run's checkpoint is there and --resume is not given."""
+    path = checkpoint_path(args, plan)
+    if not args.resume:
+        if path.exists():
+            say(f"error: argument --resume: {path} holds an unfinished run; add --resume to go on with it, "
+                "or delete the file to start anew")  # fmt: skip
+            sys.exit(2)
+        return None
+    if not path.exists():
+        say(f"error: argument --resume: no checkpoint at {path}: nothing to resume")
+        sys.exit(2)
+    padding = distributed.padded_lanes(len(plan.seeds), training.devices) - len(plan.seeds)
+    template = lanes.init_lanes(training, plan.learning_rates, plan.seeds, padding)
+    try:
+        progress = checkpoint.load(path, template, defining_flags(args))
+    except ValueError as error:
+        say(f"error: argument --resume: {error}")
+        sys.exit(2)
+    say(f"resuming from {path} after epoch {checkpoint.epochs_done(progress)}")
+    return progress
+
+
+def _keeper(args: argparse.Namespace, plan: Plan, training: Config, writer: bool) -> tuple[Callable, list]:
+    """on_progress for `lanes.fit`, which writes the checkpoint every few epochs (every epoch unless the
+    state is large), and the list in which it keeps the last progress, so that an early end can write it."""
+    every = max(1, -(-len(plan.seeds) * memory.bytes_per_lane(training) // CHECKPOINT_BYTES))
+    last: list[lanes.Progress] = []
+
+    def keep(progress: lanes.Progress, force: bool = False) -> None:
+        last[:] = [progress]
+        if not force and checkpoint.epochs_done(progress) % every:
+            return
+        on_host = progress._replace(state=distributed.to_host(progress.state))  # every process gathers
+        if writer:
+            try:
+                checkpoint.save(checkpoint_path(args, plan), on_host, defining_flags(args))
+            except OSError as error:
+                say(f"warning: cannot write the checkpoint {checkpoint_path(args, plan)} ({error.strerror or error})")
+
+    return keep, last
+
+
 def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
-    """Runs the plan; exits with 128 + the signal number if a signal ended it early."""
+    """Runs the plan, checkpointing as it goes; exits with 128 + the signal number if a signal ended it
+    early, leaving the checkpoint for --resume."""
     started = time.perf_counter()
     start_processes(args)
     compile_cache(args)
     writer = distributed.is_writer()
-
-    check_memory(config(args, len(plan.seeds)), len(plan.seeds), args)
+    training = config(args, len(plan.seeds))
+    check_memory(training, len(plan.seeds), args)
+    resume = resumed(args, plan, training)
+    keep, last = _keeper(args, plan, training, writer)
 
     def work(control: interrupts.Control) -> None:
         mnist, origin = load(args)
         splits = device_splits(mnist, args.train_limit, args.validation)
         data_seconds = time.perf_counter() - started
-        with tqdm(total=args.epochs, desc="epochs", disable=args.quiet or not writer) as bar:
+        done = 0 if resume is None else checkpoint.epochs_done(resume)
+        with tqdm(total=args.epochs, initial=done, desc="epochs", disable=args.quiet or not writer) as bar:
             state, history = lanes.fit(
-                config(args, len(plan.seeds)),
+                training,
                 splits,
                 learning_rates=plan.learning_rates,
                 seeds=plan.seeds,
                 epochs=args.epochs,
                 on_epoch=_progress(bar, control),
                 should_stop=control.stop.is_set,
+                resume=resume,
+                on_progress=keep,
             )
         interrupted = control.stop.is_set()
+        if interrupted and last:
+            keep(last[0], force=True)
         runs = outputs.runs(history, args.early_stop is not None)
         seconds = outputs.seconds(started, data_seconds, history)
         document = outputs.document(args, runs, seconds, origin, interrupted)
         params = save_params(distributed.to_host(state))  # every process takes part in gathering
         if not writer:
             return
-        write(plan, args, runs, document, params)
+        try:
+            write(plan, args, runs, document, params)
+        except OSError as error:
+            say(
+                f"error: cannot write the results in {args.out} ({error.strerror or error}); the finished "
+                f"epochs are in {checkpoint_path(args, plan)}: free the space, then add --resume"
+            )
+            sys.exit(1)
         _report(runs)
         epochs_run = max(len(r) for r in history.records)
         if interrupted:
-            say(f"interrupted after {epochs_run} of {args.epochs} epochs; wrote {args.out / (plan.name + '.json')}")
+            say(f"interrupted after {epochs_run} of {args.epochs} epochs; wrote {args.out / (plan.name + '.json')}; "
+                "the same command with --resume goes on from there")  # fmt: skip
         else:
+            checkpoint_path(args, plan).unlink(missing_ok=True)
             print(summary_line(document, epochs_run, args))
 
     status = interrupts.exit_status(interrupts.run(work))

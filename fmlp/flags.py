@@ -163,6 +163,11 @@ def shared_parser(description: str) -> argparse.ArgumentParser:
     )
     add("--momentum", type=momentum, default=None, help="for momentum and nesterov, in [0, 1) (default 0.9)")
     add("--quiet", action="store_true", help="no progress bar")
+    add(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint an interrupted or crashed run of the same flags left in --out",
+    )
     add("--no-compile-cache", action="store_true", help="do not keep compiled programs for the next run")
     add(
         "--coordinator",
@@ -336,6 +341,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
     check_processes(parser, args)
+    if args.resume and args.coordinator is not None:
+        parser.error("argument --resume: a run over several processes cannot resume yet; run it again whole")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         parser.error(f"argument --momentum: --optimizer {args.optimizer} has no momentum")
     if args.optimizer in ("momentum", "nesterov") and args.momentum is None:

@@ -81,6 +81,13 @@ class LaneHistory(NamedTuple):
     eval_seconds: float
 
 
+class Progress(NamedTuple):
+    """Where a run stands after some epochs: everything needed to go on exactly as if it had not stopped."""
+
+    state: LaneState
+    history: LaneHistory  # the records and the seconds so far
+
+
 def grid(learning_rates: Sequence[float], seeds: Sequence[int]) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """The lanes of a rates x seeds grid, rate-major: lane r * S + s is (rate r, seed s) -> (rates, seeds)."""
     pairs = [(rate, seed) for rate in learning_rates for seed in seeds]
@@ -258,28 +265,47 @@ def fit(
     epochs: int,
     on_epoch: Callable[[int, tuple[EpochRecord, ...]], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    resume: Progress | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[LaneState, LaneHistory]:
     """Trains lane i at learning_rates[i] from seeds[i] for up to `epochs` epochs, evaluating after each;
-    calls on_epoch(epoch, the epoch's record of every lane). Ends early when no lane is training any
-    more, or when should_stop() turns true after an epoch."""
+    calls on_epoch(epoch, the epoch's record of every lane) and on_progress(where the run stands). Ends
+    early when no lane is training any more, or when should_stop() turns true after an epoch. With
+    `resume` (a Progress of the same lanes), goes on from its last epoch with its state and records, to
+    the numbers an uninterrupted run gives."""
     num_lanes = len(seeds)
-    state = place(
-        init_lanes(config, learning_rates, seeds, padded_lanes(num_lanes, config.devices) - num_lanes),
-        config.devices,
-        LANES,
-    )
+    padding = padded_lanes(num_lanes, config.devices) - num_lanes
+    initial = init_lanes(config, learning_rates, seeds, padding) if resume is None else resume.state
+    state = place(initial, config.devices, LANES)
     splits = place(splits, config.devices, REPLICATED)
     start = time.perf_counter()
     epoch_fn = train_epoch.lower(config, state, splits.train_images, splits.train_labels).compile()
     eval_fn = evaluate_epoch.lower(config, state, splits).compile()
     compile_seconds = time.perf_counter() - start
 
-    records = [[] for _ in range(num_lanes)]
-    diverged_at: list[int | None] = [None] * num_lanes
-    stopped_at: list[int | None] = [None] * num_lanes
-    train_seconds = eval_seconds = 0.0
+    before = resume.history if resume is not None else None
+    records = [list(lane) for lane in before.records] if before else [[] for _ in range(num_lanes)]
+    diverged_at: list[int | None] = list(before.diverged_at_epoch) if before else [None] * num_lanes
+    stopped_at: list[int | None] = list(before.stopped_at_epoch) if before else [None] * num_lanes
+    train_seconds, eval_seconds = (before.train_seconds, before.eval_seconds) if before else (0.0, 0.0)
+    compile_seconds += before.compile_seconds if before else 0.0
+
+    def history() -> LaneHistory:
+        return LaneHistory(
+            tuple(learning_rates),
+            tuple(seeds),
+            tuple(tuple(lane_records) for lane_records in records),
+            tuple(diverged_at),
+            tuple(stopped_at),
+            compile_seconds,
+            train_seconds,
+            eval_seconds,
+        )
+
     trained = to_host(active(state))
-    for epoch in range(1, epochs + 1):
+    for epoch in range(len(records[0]) + 1, epochs + 1):
+        if not trained[:num_lanes].any():
+            break
         (state, metrics), seconds = timed(epoch_fn, state, splits.train_images, splits.train_labels)
         train_seconds += seconds
         (state, evaluation), seconds = timed(eval_fn, state, splits)
@@ -296,22 +322,14 @@ def fit(
                 stopped_at[lane] = epoch
             values = [_finite_or_none(column, lane) if measured else None for column in columns]
             records[lane].append(EpochRecord(epoch, *values))
+        if on_progress is not None:
+            on_progress(Progress(state, history()))
         if on_epoch is not None:
             on_epoch(epoch, tuple(lane_records[-1] for lane_records in records))
         trained = ~(diverged | stopped)  # the lanes the next epoch trains: `active`, on the host
         if not trained.any() or any_process(should_stop()):
             break
-    history = LaneHistory(
-        tuple(learning_rates),
-        tuple(seeds),
-        tuple(tuple(lane_records) for lane_records in records),
-        tuple(diverged_at),
-        tuple(stopped_at),
-        compile_seconds,
-        train_seconds,
-        eval_seconds,
-    )
-    return state, history
+    return state, history()
 
 
 def final_params(state: LaneState, lane: int) -> mlp.Params:

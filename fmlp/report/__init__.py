@@ -97,6 +97,6 @@ def build(
     unsupported = [
         f"docs/{name}: {problem}"
         for name, text in zip(DOCUMENTS, (review, derivation, discussion))
-        for problem in numbers.unsupported(content.kept_sections(text, results_dir), forms)
+        for problem in numbers.unsupported(content.kept_sections(text, results_dir, docs_only=True), forms)
     ]
     return Report(pdf, unsupported)

@@ -99,8 +99,9 @@ def _sections(text: str) -> list[str]:
     return pieces + ["".join(current)]
 
 
-def kept_sections(text: str, results_dir: Path) -> str:
-    """text without the sections whose `<!-- requires: PATH -->` result is missing (with their subsections)."""
+def kept_sections(text: str, results_dir: Path, docs_only: bool = False) -> str:
+    """text without the sections whose `<!-- requires: PATH -->` result is missing (with their subsections),
+    and without those marked `<!-- not in the report -->` unless docs_only is true."""
     kept, skip_level = [], None
     for section in _sections(text):
         level = len(section) - len(section.lstrip("#")) if section.startswith("#") else None
@@ -109,7 +110,7 @@ def kept_sections(text: str, results_dir: Path) -> str:
         required = REQUIRES_MARKER.search(section)
         if skip_level is None and required and not (results_dir / required.group(1)).exists():
             skip_level = level
-        if skip_level is None and DOCS_ONLY in section:
+        if skip_level is None and DOCS_ONLY in section and not docs_only:
             skip_level = level
         if skip_level is None:
             kept.append(section)
