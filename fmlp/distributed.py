@@ -6,6 +6,7 @@ The lane axis (the leading axis of every leaf of a lane state) is split over all
 runs the same program on the same lane layout, each holding its devices' share of the lanes.
 """
 
+import errno
 import os
 import socket
 import time
@@ -40,21 +41,40 @@ def wait_for_coordinator(address: str, timeout: float) -> None:
             time.sleep(0.2)
 
 
+def check_free(address: str) -> None:
+    """Raises ValueError naming HOST:PORT when the coordinator could not listen there (in use, or not an
+    address of this machine): JAX's runtime would abort with a C++ trace instead."""
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as error:
+            reason = "in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+            raise ValueError(f"cannot listen on {address}: {reason}") from None
+
+
 def start(coordinator: str | None, num_processes: int | None, process_id: int | None, timeout: float) -> None:
     """Joins the distributed runtime (before any other JAX call). coordinator "HOST:PORT" is process 0's
-    address; None for all three reads JAX_COORDINATOR_ADDRESS and our JAX_NUM_PROCESSES, JAX_PROCESS_ID.
-    A process other than 0 gives up after `timeout` seconds if the coordinator does not answer."""
+    address, where its coordinator listens and nowhere else; None for all three reads
+    JAX_COORDINATOR_ADDRESS and our JAX_NUM_PROCESSES, JAX_PROCESS_ID. A process other than 0 gives up
+    after `timeout` seconds if the coordinator does not answer; process 0 refuses an address it cannot
+    listen on."""
     address = coordinator or os.environ["JAX_COORDINATOR_ADDRESS"]
     process_id = process_id if process_id is not None else int(os.environ["JAX_PROCESS_ID"])
     started = time.monotonic()
     if process_id != 0:
         wait_for_coordinator(address, timeout)
+    else:
+        check_free(address)
     jax.distributed.initialize(
         address,
         num_processes or int(os.environ["JAX_NUM_PROCESSES"]),
         process_id,
         initialization_timeout=max(1, round(timeout - (time.monotonic() - started))),
         heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
+        # Only where it was asked to listen: the service is unauthenticated.
+        coordinator_bind_address=address if process_id == 0 else None,
     )
 
 

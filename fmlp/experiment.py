@@ -124,6 +124,8 @@ def start_processes(args: argparse.Namespace) -> None:
         return
     try:
         distributed.start(address, args.num_processes, args.process_id, args.coordinator_timeout)
+    except ValueError as error:  # process 0 cannot listen where it was asked to
+        sys.exit(f"error: argument --coordinator: {error}")
     except Exception as error:  # the runtime raises its own error types; all mean the same to the user
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         sys.exit(
@@ -280,7 +282,11 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
                 resume=resume,
                 on_progress=keep,
             )
-        interrupted = control.stop.is_set()
+        # A signal to another process stops this one too: a run that ended early with lanes still
+        # training was interrupted somewhere, whichever process saw the signal.
+        ends = zip(history.records, history.diverged_at_epoch, history.stopped_at_epoch)
+        cut_short = any(len(records) < args.epochs and d is None and s is None for records, d, s in ends)
+        interrupted = control.stop.is_set() or cut_short
         if interrupted and last:
             keep(last[0], force=True)
         runs = outputs.runs(history, args.early_stop is not None)

@@ -3,9 +3,11 @@ since the device count and the distributed runtime are fixed when JAX starts."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +173,66 @@ def test_when_one_process_dies_the_other_exits_instead_of_hanging(idx_dir, tmp_p
     finally:
         end(children)
     assert not (tmp_path / "process0" / "lr_sweep.json").exists()
+
+
+def _listeners(port: int) -> list[str]:
+    """The local addresses listening on a TCP port, from /proc/net/tcp and tcp6 (hex, as the kernel writes them)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append(address)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the kernel's socket table")
+def test_the_coordinator_listens_only_on_the_address_it_was_given(idx_dir, tmp_path):
+    port = free_port()
+    flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "0",
+             "--coordinator-timeout", "30"]  # fmt: skip
+    child = subprocess.Popen([sys.executable, str(SWEEP), *tiny(idx_dir, tmp_path / "out"), *flags], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _listeners(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listeners = _listeners(port)
+        loopback = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, also IPv4-mapped in IPv6
+        assert listeners and set(listeners) <= loopback, f"bound to 127.0.0.1 only, not {listeners}"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_coordinator_port_in_use_is_named(idx_dir, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        flags = ["--coordinator", address, "--num-processes", "2", "--process-id", "0"]
+        result = python([str(SWEEP), *tiny(idx_dir, tmp_path / "out"), *flags])
+    assert result.returncode == 1
+    assert f"error: argument --coordinator: cannot listen on {address}: in use" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_signal_to_one_process_is_recorded_as_an_interruption_by_process_0(idx_dir, tmp_path):
+    flags = ["--lrs", "1,0.1", "--epochs", "100000", "--no-compile-cache"]
+    children = two_processes(idx_dir, tmp_path, flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "process0" / "lr_sweep.checkpoint.npz").exists():  # epoch 1 is done
+            assert time.monotonic() < deadline and children[0].poll() is None
+            time.sleep(0.01)
+        children[1].send_signal(signal.SIGTERM)
+        codes = [child.wait(timeout=60) for child in children]
+        message = children[0].stderr.read()
+    finally:
+        end(children)
+    assert codes[1] == 143
+    document = json.loads((tmp_path / "process0" / "lr_sweep.json").read_text())
+    assert document["interrupted"] is True and document["config"]["epochs"] == 100000
+    assert len(document["runs"][0]["epochs"]) < 100000
+    assert "interrupted after" in message
