@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from fmlp import mlp
+from fmlp.choices import EVAL_CHUNK
 
 SATURATION = 0.05  # a sigmoid output below this or above 1 minus this is saturated
 UNIT_SATURATED_SHARE = 0.95  # a unit saturated on at least this share of the images is a saturated unit
@@ -30,7 +31,7 @@ def _forward(params: mlp.Params, images: jax.Array) -> tuple[tuple[jax.Array, ..
     return activations[1:-1], probs
 
 
-def forward_pass(params: mlp.Params, images: jax.Array, chunk_size: int = 2000) -> Pass:
+def forward_pass(params: mlp.Params, images: jax.Array, chunk_size: int = EVAL_CHUNK) -> Pass:
     """Hidden activations and probabilities of images (N, D), chunk by chunk so memory stays flat."""
     pieces = [_forward(params, images[start : start + chunk_size]) for start in range(0, images.shape[0], chunk_size)]
     hidden = tuple(np.concatenate([np.asarray(p[0][layer]) for p in pieces]) for layer in range(len(params) - 1))

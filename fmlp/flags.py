@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fmlp.choices import OPTIMIZERS
 from fmlp.data import DOWNLOAD_TIMEOUT_SECONDS, SOURCES
 
 MNIST_TRAIN_SIZE = 60000
-# fmlp.train.OPTIMIZERS, repeated so that checking the flags does not import JAX (a test keeps them equal).
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
 # jax.random.key takes a signed 64-bit seed.
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 

@@ -19,7 +19,7 @@ from fmlp.io import atomic_path
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_RATE, BASELINE_SEED = 0.1, 1
 DIAGNOSED_RATES = (1.0, 0.1, 0.01)
-OPTIMIZER_RATES = {
+OPTIMIZER_RATES = {  # the rates that bracket each optimizer's optimum (choices.OPTIMIZERS but plain SGD)
     "momentum": "0.5,0.1,0.05,0.01,0.005",
     "nesterov": "0.5,0.1,0.05,0.01,0.005",
     "adam": "0.01,0.003,0.001,0.0003,0.0001",

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from fmlp import mlp, optim
+from fmlp.choices import EVAL_CHUNK, OPTIMIZERS
 from fmlp.layers import cross_entropy
 
 
@@ -29,7 +30,7 @@ class Config(NamedTuple):
     devices: int = 1  # devices the lane axis is split over (`fmlp.distributed`)
     optimizer: str = "sgd"  # one of OPTIMIZERS: our own SGD, or an optax transformation
     momentum: float | None = None  # of "momentum" and "nesterov"
-    eval_chunk: int = 2000  # rows per evaluation product, so memory stays flat
+    eval_chunk: int = EVAL_CHUNK  # rows per evaluation product, so memory stays flat
 
 
 class EpochMetrics(NamedTuple):
@@ -55,7 +56,6 @@ def epoch_batch_indices(key: jax.Array, num_examples: int, batch_size: int) -> j
     return permutation[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
 Gradients = Callable[[mlp.Params, jax.Array, jax.Array], tuple[jax.Array, mlp.Params, jax.Array]]
 
 
@@ -152,7 +152,7 @@ def _loss_and_correct(params: mlp.Params, images: jax.Array, labels: jax.Array) 
 
 
 def evaluate(
-    params: mlp.Params, images: jax.Array, labels: jax.Array, chunk_size: int = 2000
+    params: mlp.Params, images: jax.Array, labels: jax.Array, chunk_size: int = EVAL_CHUNK
 ) -> tuple[jax.Array, jax.Array]:
     """Mean cross-entropy and accuracy over a whole split, chunk by chunk so memory stays flat.
 

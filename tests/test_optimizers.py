@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from fmlp import flags, lanes, mlp, splits, train
+from fmlp import choices, flags, lanes, mlp, splits, train
 
 from .autodiff import autodiff_loss_and_grads
 
@@ -25,8 +25,12 @@ def problem() -> splits.Splits:
     return splits.Splits(images[:1000], labels[:1000], None, None, images[1000:], labels[1000:])
 
 
-def test_the_flags_know_every_optimizer():
-    assert flags.OPTIMIZERS == train.OPTIMIZERS
+def test_every_optimizer_choice_is_a_flag_and_builds_a_transformation():
+    action = next(a for a in flags.shared_parser("x")._actions if a.dest == "optimizer")
+    assert tuple(action.choices) == choices.OPTIMIZERS
+    for name in choices.OPTIMIZERS:
+        config = train.Config(optimizer=name, momentum=0.9 if name in ("momentum", "nesterov") else None)
+        assert train.transformation(config, 0.1) is not None
 
 
 def test_optax_sgd_on_our_gradients_equals_our_sgd(problem):

@@ -5,9 +5,10 @@ results folder, and returns a Markdown table."""
 import math
 from collections.abc import Callable
 
+from fmlp import choices
 from fmlp.stats import early_stopped, epochs_to_reach, half_width, summarize
 
-OPTIMIZERS = ("momentum", "nesterov", "adam", "rmsprop")
+OPTIMIZERS = tuple(name for name in choices.OPTIMIZERS if name != "sgd")  # beside plain SGD, in the appendix
 BENCHMARKS = ("benchmark_cpu.json", "benchmark_gpu.json")  # in the docs folder
 PATIENCE = 5  # of the early stopping replayed on the optimizers' full runs
 

@@ -1,0 +1,5 @@
+"""The lists of choices and the shared constants that the flags, the library and the report all name,
+each written once. Imports nothing, so that checking the flags stays instant."""
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")  # sgd is our own update; the rest are optax's
+EVAL_CHUNK = 2000  # images per evaluation product: large enough to be efficient, small enough for flat memory
