@@ -231,7 +231,7 @@ def measure(args) -> dict:
     grid_rates, grid_seeds = lanes.grid(SWEEP_RATES, range(1, GRID_SEEDS + 1))
     grid = lanes.init_lanes(config, grid_rates, grid_seeds)
     all_at_once = config._replace(lane_group=len(SWEEP_RATES))
-    params, key = train.init_lane(1)
+    params, key = train.init_lane(1, mlp.REFERENCE)
     rate = jnp.float32(0.1)
     test = splits._replace(val_images=None, val_labels=None)
     steps = images.shape[0] // 64

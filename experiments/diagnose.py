@@ -53,24 +53,28 @@ def main() -> None:
             networks[name] = mlp.load(path)
         except ValueError as error:
             sys.exit(f"error: {error}")
-        if (networks[name][0].w.shape[0], networks[name][-1].w.shape[1]) != (784, 10):
-            sys.exit(f"error: {path}: a network of {networks[name][0].w.shape[0]} inputs and "
-                     f"{networks[name][-1].w.shape[1]} outputs, not an MNIST classifier (784 -> 10)")  # fmt: skip
+        sizes = networks[name].architecture.sizes
+        if (sizes[0], sizes[-1]) != (784, 10):
+            sys.exit(f"error: {path}: a network of {sizes[0]} inputs and {sizes[-1]} outputs, "
+                     "not an MNIST classifier (784 -> 10)")  # fmt: skip
     try:
         mnist, origin = data.load(args.data_source, args.data_dir)
     except data.DataError as error:
         sys.exit(f"error: {error}")
     splits = device_splits(mnist)
     test_labels = np.asarray(mnist.test_labels, np.int64)
-    results = {name: diagnostics.diagnose(params, splits.test_images, test_labels) for name, params in networks.items()}
+    results = {
+        name: diagnostics.diagnose(network.architecture, network.params, splits.test_images, test_labels)
+        for name, network in networks.items()
+    }
 
     figures = {
         "diagnose_saturation.png": diagnostic_figures.saturation_figure(results),
         "diagnose_derivative.png": diagnostic_figures.derivative_figure(results),
         "diagnose_reliability.png": diagnostic_figures.reliability_figure(results),
     }
-    for name, params in networks.items():
-        features, units = diagnostics.strongest_features(np.asarray(params[0].w))
+    for name, network in networks.items():
+        features, units = diagnostics.strongest_features(np.asarray(network.params[0].w))
         figures[f"diagnose_confusion_{name}.png"] = diagnostic_figures.confusion_figure(name, results[name])
         figures[f"diagnose_errors_{name}.png"] = diagnostic_figures.errors_figure(
             name, results[name], mnist.test_images

@@ -33,16 +33,18 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, started: 
         parser.error(f"argument --batch-size: {args.batch_size} is more than the {len(mnist.train_images)} images")
     images = jnp.asarray(data.normalize(mnist.train_images[: args.batch_size]), jnp.float64)
     labels = jnp.asarray(mnist.train_labels[: args.batch_size], jnp.int32)
-    params = jax.tree.map(lambda leaf: leaf.astype(jnp.float64), mlp.init(jax.random.key(args.seed)))
+    params = jax.tree.map(lambda leaf: leaf.astype(jnp.float64), mlp.init(jax.random.key(args.seed), mlp.REFERENCE))
 
-    loss, grads = jax.jit(mlp.loss_and_grads)(params, images, labels)
-    reference_loss, reference = jax.jit(autodiff_loss_and_grads)(params, images, labels)
+    loss, grads = jax.jit(mlp.loss_and_grads, static_argnums=0)(mlp.REFERENCE, params, images, labels)
+    reference_loss, reference = jax.jit(autodiff_loss_and_grads, static_argnums=0)(
+        mlp.REFERENCE, params, images, labels
+    )
     leaf_errors = [
         float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
         for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(reference))
     ]
 
-    loss_at = jax.jit(lambda p: mlp.loss_and_grads(p, images, labels)[0])
+    loss_at = jax.jit(lambda p: mlp.loss_and_grads(mlp.REFERENCE, p, images, labels)[0])
     rng = np.random.default_rng(args.seed)
     directional_errors = []
     for _ in range(DIRECTIONS):

@@ -70,7 +70,7 @@ def main() -> None:
     data = ["--data-source", args.data_source] + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
     expected = {"epochs": args.epochs, "train_limit": args.train_limit, "batch_size": 64, "seed": 1,
                 "hidden": [512, 128], "validation": 0, "early_stop": None, "optimizer": "sgd",
-                "lrs": flags.DEFAULT_RATES, "seeds": 1}  # fmt: skip
+                "lrs": flags.DEFAULT_RATES, "seeds": 1, "activation": "sigmoid"}  # fmt: skip
     steps = handin.steps(args.results, training, data, expected, args.extras)
     sweep, _, diagnosis = steps[:3]
     params_missing = not all(path.is_file() for path in handin.diagnosed_params(args.results))

@@ -35,18 +35,27 @@ def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: st
     return figure
 
 
+def _activations(results: dict[str, dict]) -> set[str]:
+    return {result.get("activation", "sigmoid") for result in results.values()}
+
+
 def saturation_figure(results: dict[str, dict]) -> Figure:
-    """Histograms of the sigmoid outputs s of each hidden layer over the test set."""
-    return _layer_histograms(
-        results, "histogram", "sigmoid output s", "Hidden activations on the test set (saturated: s < 0.05 or s > 0.95)"
-    )
+    """Histograms of the hidden outputs of each hidden layer over the test set."""
+    if _activations(results) == {"sigmoid"}:
+        return _layer_histograms(results, "histogram", "sigmoid output s",
+                                 "Hidden activations on the test set (saturated: s < 0.05 or s > 0.95)")  # fmt: skip
+    rules = "; ".join(sorted({f"{r.get('activation', 'sigmoid')}: {r['saturation'][0]['rule']}"
+                              for r in results.values() if r["saturation"]}))  # fmt: skip
+    return _layer_histograms(results, "histogram", "hidden output", f"Hidden activations (saturated: {rules})")
 
 
 def derivative_figure(results: dict[str, dict]) -> Figure:
-    """Histograms of s(1 - s), the factor by which the backward pass scales each unit's signal."""
-    return _layer_histograms(
-        results, "derivative_histogram", "s (1 - s)", "Sigmoid derivative on the test set (0.25 at most)"
-    )
+    """Histograms of the activation's derivative, the factor by which the backward pass scales each signal."""
+    if _activations(results) == {"sigmoid"}:
+        return _layer_histograms(results, "derivative_histogram", "s (1 - s)",
+                                 "Sigmoid derivative on the test set (0.25 at most)")  # fmt: skip
+    return _layer_histograms(results, "derivative_histogram", "derivative of the activation at its output",
+                             "Derivative of the hidden activations on the test set")  # fmt: skip
 
 
 def reliability_figure(results: dict[str, dict]) -> Figure:

@@ -50,6 +50,11 @@ def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
     return mnist, origin
 
 
+def architecture(args: argparse.Namespace) -> mlp.Architecture:
+    """The network the flags describe: 784 inputs, the --hidden widths, 10 classes, --activation."""
+    return mlp.Architecture(flags.sizes(args), args.activation)
+
+
 def config(args: argparse.Namespace, num_lanes: int) -> Config:
     """The static training options from the flags: the lanes split over every device; on each device
     they train one at a time on a CPU, all together elsewhere."""
@@ -58,7 +63,7 @@ def config(args: argparse.Namespace, num_lanes: int) -> Config:
     devices = jax.device_count() if jax.process_count() > 1 else min(jax.device_count(), num_lanes)
     default_group = 1 if jax.default_backend() == "cpu" else -(-num_lanes // devices)
     return Config(
-        sizes=flags.sizes(args),
+        architecture=architecture(args),
         batch_size=args.batch_size,
         lane_group=args.lane_group or default_group,
         patience=args.early_stop,
@@ -77,7 +82,8 @@ def optimizer_name(config: dict) -> str:
 
 
 def _network_name(config: dict) -> str:
-    return "MLP " + "-".join(map(str, (784, *config["hidden"], 10)))
+    """E.g. "MLP 784-512-128-10 (sigmoid)", from recorded flags (older ones recorded no activation)."""
+    return "MLP " + "-".join(map(str, (784, *config["hidden"], 10))) + f" ({config.get('activation', 'sigmoid')})"
 
 
 def baseline_plan(config: dict) -> Plan:
@@ -176,7 +182,7 @@ def write(plan: Plan, args, runs: list[dict], document: dict, params: dict) -> N
     draw(plan, runs, args.out)
     for path, lane_params in params.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        mlp.save(path, lane_params)
+        mlp.save(path, lane_params, architecture(args))
     outputs.write_json(args.out / f"{plan.name}.json", document)
 
 

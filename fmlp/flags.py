@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmlp.choices import OPTIMIZERS
+from fmlp.choices import ACTIVATIONS, OPTIMIZERS
 from fmlp.data import DOWNLOAD_TIMEOUT_SECONDS, SOURCES
 
 MNIST_TRAIN_SIZE = 60000
@@ -131,6 +131,7 @@ def shared_parser(description: str) -> argparse.ArgumentParser:
     add("--batch-size", type=positive_int, default=64, help="minibatch size (default 64)")
     add("--seed", type=seed, default=1, help="seed of the initial weights and the shuffles (default 1)")
     add("--hidden", type=positive_int_list, default=[512, 128], help="hidden layer widths (default 512,128)")
+    add("--activation", choices=ACTIVATIONS, default="sigmoid", help="of the hidden layers (default sigmoid)")
     add("--out", type=folder, default=Path("figures"), help="folder for the JSON and PNGs (default figures)")
     add("--train-limit", type=positive_int, default=None, help="use the first N training images only")
     add(

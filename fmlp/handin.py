@@ -26,8 +26,8 @@ OPTIMIZER_RATES = {  # the rates that bracket each optimizer's optimum (choices.
     "rmsprop": "0.01,0.003,0.001,0.0003,0.0001",
 }
 # Recorded flags that decide what a result is; the others (output paths, progress, data source) do not.
-DEFINING = ("epochs", "batch_size", "seed", "hidden", "train_limit", "validation", "early_stop", "optimizer",
-            "momentum", "lrs", "seeds", "lr")  # fmt: skip
+DEFINING = ("epochs", "batch_size", "seed", "hidden", "activation", "train_limit", "validation", "early_stop",
+            "optimizer", "momentum", "lrs", "seeds", "lr")  # fmt: skip
 
 
 class Step(NamedTuple):

@@ -112,7 +112,7 @@ def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[
     learning_rates, seeds = list(learning_rates) + [learning_rates[0]] * padding, list(seeds) + [seeds[0]] * padding
     per_seed = {}
     for seed in dict.fromkeys(seeds):
-        params, key = init_lane(seed, config.sizes)
+        params, key = init_lane(seed, config.architecture)
         per_seed[seed] = (params, jax.random.key_data(key))
     params, keys = stack([per_seed[seed] for seed in seeds])
     num_lanes = len(seeds)
@@ -207,7 +207,8 @@ def _evaluate_all(config: Config, params: mlp.Params, images: jax.Array, labels:
 
     All lanes share the images, so under vmap the first layer is one wide product over all lanes.
     """
-    local_lanes = jax.vmap(partial(evaluate, chunk_size=config.eval_chunk), in_axes=(0, None, None))
+    evaluate_lane = partial(evaluate, config.architecture, chunk_size=config.eval_chunk)
+    local_lanes = jax.vmap(evaluate_lane, in_axes=(0, None, None))
     return over_devices(local_lanes, config.devices, (LANES, REPLICATED, REPLICATED), LANES)(params, images, labels)
 
 

@@ -45,6 +45,35 @@ def sigmoid_backward(s: jax.Array, ds: jax.Array) -> jax.Array:
     return ds * s * (1.0 - s)
 
 
+def tanh_forward(z: jax.Array) -> jax.Array:
+    """t = tanh(z), elementwise; any shape."""
+    return jnp.tanh(z)
+
+
+def tanh_backward(t: jax.Array, dt: jax.Array) -> jax.Array:
+    """dL/dz = dL/dt * (1 - t^2), from the saved output t, since tanh'(z) = 1 - tanh(z)^2; any shape."""
+    return dt * (1.0 - t * t)
+
+
+def relu_forward(z: jax.Array) -> jax.Array:
+    """a = max(z, 0), elementwise; any shape."""
+    return jnp.maximum(z, 0.0)
+
+
+def relu_backward(a: jax.Array, da: jax.Array) -> jax.Array:
+    """dL/dz = dL/da where a > 0, else 0, from the saved output a (a > 0 exactly where z > 0; at z = 0 the
+    derivative is taken as 0); any shape."""
+    return jnp.where(a > 0, da, 0.0)
+
+
+# The hidden activations by name (fmlp.choices.ACTIVATIONS): (forward, backward from the saved output).
+ACTIVATIONS = {
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "relu": (relu_forward, relu_backward),
+}
+
+
 def _shifted_exponentials(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """z - max(z), exp(z - max(z)) and their row sums. logits: (B, C) -> (B, C), (B, C), (B,).
 

@@ -25,8 +25,9 @@ def parameter_count(sizes: tuple[int, ...]) -> int:
 def bytes_per_lane(config: Config) -> int:
     """The state and the evaluation activations of one lane, in bytes."""
     copies = 1 + OPTIMIZER_SLOTS[config.optimizer] + (config.patience is not None)
-    activations = 2 * config.eval_chunk * sum(config.sizes[1:])  # z and its sigmoid, alive together
-    return BYTES * (copies * parameter_count(config.sizes) + activations)
+    sizes = config.architecture.sizes
+    activations = 2 * config.eval_chunk * sum(sizes[1:])  # z and its activation, alive together
+    return BYTES * (copies * parameter_count(sizes) + activations)
 
 
 def available_bytes() -> int | None:

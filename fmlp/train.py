@@ -20,10 +20,11 @@ from fmlp.layers import cross_entropy
 class Config(NamedTuple):
     """The static options of training, hashable: passed to compiled functions as one static argument.
 
-    A new option goes here, in its flag, and in the one function that reads it.
+    A new option goes here, in its flag, and in the one function that reads it; an option of the network
+    itself goes into `mlp.Architecture` instead.
     """
 
-    sizes: tuple[int, ...] = mlp.REFERENCE_SIZES
+    architecture: mlp.Architecture = mlp.REFERENCE  # the network: widths and hidden activation
     batch_size: int = 64
     lane_group: int = 1  # lanes trained together by vmap; 1 trains them one after another
     patience: int | None = None  # epochs without a better validation accuracy before a lane stops
@@ -40,10 +41,10 @@ class EpochMetrics(NamedTuple):
     accuracy: jax.Array  # fraction of the epoch's training examples classified right, same moments
 
 
-def init_lane(seed: int, sizes: tuple[int, ...] = mlp.REFERENCE_SIZES) -> tuple[mlp.Params, jax.Array]:
+def init_lane(seed: int, architecture: mlp.Architecture) -> tuple[mlp.Params, jax.Array]:
     """Initial parameters and shuffle key of one seed: (params, key)."""
     init_key, shuffle_key = jax.random.split(jax.random.key(seed))
-    return mlp.init(init_key, sizes), shuffle_key
+    return mlp.init(init_key, architecture), shuffle_key
 
 
 def epoch_batch_indices(key: jax.Array, num_examples: int, batch_size: int) -> jax.Array:
@@ -56,7 +57,7 @@ def epoch_batch_indices(key: jax.Array, num_examples: int, batch_size: int) -> j
     return permutation[: num_batches * batch_size].reshape(num_batches, batch_size)
 
 
-Gradients = Callable[[mlp.Params, jax.Array, jax.Array], tuple[jax.Array, mlp.Params, jax.Array]]
+Gradients = Callable[[mlp.Architecture, mlp.Params, jax.Array, jax.Array], tuple[jax.Array, mlp.Params, jax.Array]]
 
 
 def transformation(config: Config, learning_rate: jax.Array | float) -> optax.GradientTransformation:
@@ -87,13 +88,13 @@ def train_step(
 ) -> tuple[tuple[mlp.Params, optax.OptState | None], tuple[jax.Array, jax.Array]]:
     """One step on a batch: carry (params, optimizer state) -> (new carry, (loss, number right)).
 
-    images (B, D), labels (B,). gradients(params, images, labels) -> (loss, grads, scores), where only
+    images (B, D), labels (B,). gradients(architecture, params, images, labels) -> (loss, grads, scores), where only
     the argmax of the scores (probabilities or logits) is used; None is `mlp.loss_grads_and_probs`,
     looked up at trace time. Plain SGD is our own update,
     θ ← θ − η ∂L/∂θ; the other optimizers are optax's transformations fed the same gradients.
     """
     params, state = carry
-    loss, grads, scores = (gradients or mlp.loss_grads_and_probs)(params, images, labels)
+    loss, grads, scores = (gradients or mlp.loss_grads_and_probs)(config.architecture, params, images, labels)
     correct = jnp.sum(jnp.argmax(scores, axis=-1) == labels)
     if config.optimizer == "sgd":
         return (optim.sgd(params, grads, learning_rate), state), (loss, correct)
@@ -144,15 +145,21 @@ def lane_epoch(
     return params, state, key, metrics
 
 
-def _loss_and_correct(params: mlp.Params, images: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _loss_and_correct(
+    architecture: mlp.Architecture, params: mlp.Params, images: jax.Array, labels: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     """Summed cross-entropy and number of right answers over images (B, D), labels (B,)."""
-    logits, _ = mlp.forward_logits(params, images)
+    logits, _ = mlp.forward_logits(architecture, params, images)
     correct = jnp.sum(jnp.argmax(logits, axis=-1) == labels)
     return cross_entropy(logits, labels) * images.shape[0], correct
 
 
 def evaluate(
-    params: mlp.Params, images: jax.Array, labels: jax.Array, chunk_size: int = EVAL_CHUNK
+    architecture: mlp.Architecture,
+    params: mlp.Params,
+    images: jax.Array,
+    labels: jax.Array,
+    chunk_size: int = EVAL_CHUNK,
 ) -> tuple[jax.Array, jax.Array]:
     """Mean cross-entropy and accuracy over a whole split, chunk by chunk so memory stays flat.
 
@@ -166,6 +173,7 @@ def evaluate(
     def chunk(totals, chunk_index):
         start = chunk_index * chunk_size
         loss, correct = _loss_and_correct(
+            architecture,
             params,
             jax.lax.dynamic_slice_in_dim(images, start, chunk_size),
             jax.lax.dynamic_slice_in_dim(labels, start, chunk_size),
@@ -175,6 +183,6 @@ def evaluate(
     zero = (jnp.zeros((), images.dtype), jnp.zeros((), jnp.int32))
     (loss_sum, correct), _ = jax.lax.scan(chunk, zero, jnp.arange(num_full))
     if full_end < num_examples:
-        rest_loss, rest_correct = _loss_and_correct(params, images[full_end:], labels[full_end:])
+        rest_loss, rest_correct = _loss_and_correct(architecture, params, images[full_end:], labels[full_end:])
         loss_sum, correct = loss_sum + rest_loss, correct + rest_correct
     return loss_sum / num_examples, correct / num_examples

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from fmlp import checkpoint, lanes, outputs
+from fmlp import checkpoint, lanes, mlp, outputs
 from fmlp.train import Config
 
 from .test_experiments import SWEEP, run_script
@@ -78,7 +78,9 @@ def test_resume_refusals_name_the_flag_and_the_file(idx_dir, tmp_path, capsys):
     assert run_script(SWEEP, *sweep_flags(idx_dir, out), "--resume") == 2
     assert f"argument --resume: no checkpoint at {out / 'lr_sweep.checkpoint.npz'}" in capsys.readouterr().err
     progress = lanes.Progress(
-        lanes.init_lanes(Config(sizes=(784, 32, 16, 10), optimizer="adam"), [0.5, 0.05], [1, 2]),
+        lanes.init_lanes(
+            Config(architecture=mlp.Architecture((784, 32, 16, 10)), optimizer="adam"), [0.5, 0.05], [1, 2]
+        ),
         lanes.LaneHistory((0.5, 0.05), (1, 2), ((), ()), (None, None), (None, None), 0.0, 0.0, 0.0),
     )
     checkpoint.save(out / "lr_sweep.checkpoint.npz", progress, {"epochs": 99})
@@ -91,7 +93,7 @@ def test_resume_refusals_name_the_flag_and_the_file(idx_dir, tmp_path, capsys):
 
 
 def test_a_checkpoint_round_trips_and_refuses_what_does_not_fit(tmp_path):
-    config = Config(sizes=(784, 8, 10), optimizer="momentum", momentum=0.9, patience=2)
+    config = Config(architecture=mlp.Architecture((784, 8, 10)), optimizer="momentum", momentum=0.9, patience=2)
     state = lanes.init_lanes(config, [0.1, 0.2], [1, 2])
     history = lanes.LaneHistory((0.1, 0.2), (1, 2), ((lanes.EpochRecord(1, 0.5, 0.9, 0.4, 0.8, 0.3, 0.7),),) * 2,
                                 (None, 1), (None, None), 1.0, 2.0, 3.0)  # fmt: skip

@@ -13,12 +13,13 @@ from fmlp import diagnostics, mlp
 from .test_experiments import BASELINE, check_png, run_script, tiny
 
 DIAGNOSE = Path(__file__).resolve().parent.parent / "experiments" / "diagnose.py"
+ARCH = mlp.Architecture((784, 6, 5, 10))
 
 
 @pytest.fixture(scope="module")
 def network():
     """A small random network 784 -> 6 -> 5 -> 10 with large weights (so some units saturate), 300 images."""
-    params = mlp.init(jax.random.key(0), (784, 6, 5, 10))
+    params = mlp.init(jax.random.key(0), ARCH)
     params = tuple(layer._replace(w=layer.w * 6) for layer in params)
     images = jax.random.normal(jax.random.key(1), (300, 784))
     labels = np.asarray(jax.random.randint(jax.random.key(2), (300,), 0, 10))
@@ -27,7 +28,7 @@ def network():
 
 def test_saturation_against_a_direct_computation(network):
     params, images, _ = network
-    result = diagnostics.forward_pass(params, images, chunk_size=128)  # 128 leaves a partial last chunk
+    result = diagnostics.forward_pass(ARCH, params, images, chunk_size=128)  # 128 leaves a partial last chunk
     h1 = 1 / (1 + np.exp(-(np.asarray(images, np.float64) @ np.asarray(params[0].w) + np.asarray(params[0].b))))
     np.testing.assert_allclose(result.hidden[0], h1, atol=1e-5)
     for layer in result.hidden:
@@ -44,7 +45,7 @@ def test_saturation_against_a_direct_computation(network):
 
 def test_ece_against_a_direct_computation(network):
     params, images, labels = network
-    probs = diagnostics.forward_pass(params, images).probs
+    probs = diagnostics.forward_pass(ARCH, params, images).probs
     calibration = diagnostics.calibration(probs, labels)
     confidence, prediction = probs.max(axis=1), probs.argmax(axis=1)
     ece = 0.0
@@ -107,7 +108,7 @@ def _npz(path, **arrays):
 
 def test_diagnose_refuses_bad_params_files_with_one_line(tmp_path, capsys):
     good = tmp_path / "good.npz"
-    mlp.save(good, mlp.init(jax.random.key(0), (784, 8, 10)))
+    mlp.save(good, mlp.init(jax.random.key(0), mlp.Architecture((784, 8, 10))), mlp.Architecture((784, 8, 10)))
     w, b = np.zeros((784, 8), np.float32), np.zeros(8, np.float32)
     bad = {
         "keys": _npz(tmp_path / "keys.npz", w0=w, b0=b, w1=np.zeros((8, 10), np.float32)),
@@ -126,5 +127,5 @@ def test_diagnose_refuses_bad_params_files_with_one_line(tmp_path, capsys):
 
 def test_forward_pass_is_the_network_forward(network):
     params, images, _ = network
-    probs, _ = mlp.forward(params, images)
-    np.testing.assert_allclose(diagnostics.forward_pass(params, images).probs, jnp.asarray(probs), rtol=1e-6)
+    probs, _ = mlp.forward(ARCH, params, images)
+    np.testing.assert_allclose(diagnostics.forward_pass(ARCH, params, images).probs, jnp.asarray(probs), rtol=1e-6)

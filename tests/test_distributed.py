@@ -21,13 +21,13 @@ FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 SHARDED_FIT = """
 import json, sys
 import jax, jax.numpy as jnp
-from fmlp import lanes, splits, train
+from fmlp import lanes, mlp, splits, train
 
 devices = int(sys.argv[1])
 images = jax.random.normal(jax.random.key(7), (1200, 20))
 labels = jnp.argmax(images @ jax.random.normal(jax.random.key(8), (20, 5)), axis=-1)
 data = splits.Splits(images[:800], labels[:800], images[800:1000], labels[800:1000], images[1000:], labels[1000:])
-config = train.Config(sizes=(20, 16, 5), batch_size=32, devices=devices, patience=2)
+config = train.Config(architecture=mlp.Architecture((20, 16, 5)), batch_size=32, devices=devices, patience=2)
 rates, seeds = lanes.grid([0.5, 0.1, 1e38], [1, 2])  # 6 lanes: 8 with padding over 4 devices
 state, history = lanes.fit(config, data, learning_rates=rates, seeds=seeds, epochs=3)
 print(json.dumps({

@@ -79,8 +79,9 @@ def test_baseline_writes_the_contract_plots_and_params(idx_dir, tmp_path):
     assert document["runs"][0]["learning_rate"] == 0.5
     for name in ("baseline_loss.png", "baseline_accuracy.png"):
         check_png(out / name)
-    params = mlp.load(params_path)
-    assert [layer.w.shape for layer in params] == [(784, 32), (32, 16), (16, 10)]
+    network = mlp.load(params_path)
+    assert network.architecture == mlp.Architecture((784, 32, 16, 10), "sigmoid")
+    assert [layer.w.shape for layer in network.params] == [(784, 32), (32, 16), (16, 10)]
     assert sorted(p.name for p in out.iterdir()) == ["baseline.json", "baseline_accuracy.png", "baseline_loss.png"]
 
 
@@ -197,7 +198,7 @@ def test_save_params_that_cannot_be_written_is_refused_before_training(idx_dir, 
 def test_save_params_creates_its_missing_folder(idx_dir, tmp_path):
     path = tmp_path / "missing" / "dir" / "p.npz"
     assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--save-params", str(path))) == 0
-    assert len(mlp.load(path)) == 3
+    assert len(mlp.load(path).params) == 3
 
 
 def test_a_data_failure_leaves_no_output_folder(tmp_path, capsys):

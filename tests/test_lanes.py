@@ -12,7 +12,8 @@ from fmlp import lanes, mlp, splits, train
 from fmlp.data import MNIST
 
 SIZES = (20, 16, 12, 5)
-CONFIG = train.Config(sizes=SIZES, batch_size=32)
+ARCH = mlp.Architecture(SIZES)
+CONFIG = train.Config(architecture=ARCH, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,13 @@ def _epoch(config, params, key, images, labels, learning_rate):
 
 def plain_run(problem, learning_rate, seed, epochs=2):
     """The reference: one network, a Python loop of single-lane epochs and evaluations, no lane program."""
-    params, key = train.init_lane(seed, SIZES)
+    params, key = train.init_lane(seed, ARCH)
     records = []
     for epoch in range(1, epochs + 1):
         params, key, metrics = _epoch(CONFIG, params, key, problem.train_images, problem.train_labels,
                                       jnp.float32(learning_rate))  # fmt: skip
-        val = train.evaluate(params, problem.val_images, problem.val_labels)
-        test = train.evaluate(params, problem.test_images, problem.test_labels)
+        val = train.evaluate(ARCH, params, problem.val_images, problem.val_labels)
+        test = train.evaluate(ARCH, params, problem.test_images, problem.test_labels)
         records.append([epoch, *map(float, (*metrics, *val, *test))])
     return params, records
 
@@ -77,7 +78,7 @@ def test_diverging_lane_is_frozen_and_leaves_the_others_alone(problem):
     assert np.asarray(state.diverged).tolist() == [False, True, False]
     assert all(value is None for record in history.records[1] for value in record[1:])
     # Frozen at its last finite parameters: the initial ones.
-    initial, _ = train.init_lane(3, SIZES)
+    initial, _ = train.init_lane(3, ARCH)
     for frozen, start in zip(jax.tree.leaves(lanes.final_params(state, 1)), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(frozen, start)
     for lane in (0, 2):
@@ -163,7 +164,7 @@ def test_validation_images_are_never_trained_on(monkeypatch):
 
     monkeypatch.setattr(train, "epoch_batch_indices", recording)
     lanes.train_epoch.clear_cache()
-    config = train.Config(sizes=(784, 8, 10), batch_size=16)
+    config = train.Config(architecture=mlp.Architecture((784, 8, 10)), batch_size=16)
     lanes.fit(config, held, learning_rates=[0.1], seeds=[1], epochs=1)
     assert drawn == [150]
     indices = np.asarray(original(jax.random.key(0), 150, 16))
@@ -179,7 +180,7 @@ def test_train_epoch_compiles_once_for_any_rates(problem, trace_counter):
 
 
 def test_stack_and_unstack_round_trip():
-    params = [mlp.init(jax.random.key(seed), SIZES) for seed in range(3)]
+    params = [mlp.init(jax.random.key(seed), ARCH) for seed in range(3)]
     stacked = lanes.stack(params)
     assert stacked[0].w.shape == (3, SIZES[0], SIZES[1]) and stacked[0].b.shape == (3, SIZES[1])
     for lane in range(3):

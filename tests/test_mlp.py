@@ -10,19 +10,20 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from fmlp import mlp
+from fmlp.choices import ACTIVATIONS
 from tests.autodiff import autodiff_loss_and_grads, reference_loss
 
 
-def random_problem(seed, batch, sizes, dtype=jnp.float64):
+def random_problem(seed, batch, sizes, dtype=jnp.float64, activation="sigmoid"):
     params_key, images_key, labels_key = jax.random.split(jax.random.key(seed), 3)
-    params = mlp.init(params_key, sizes, dtype)
+    params = mlp.init(params_key, mlp.Architecture(sizes, activation), dtype)
     images = jax.random.normal(images_key, (batch, sizes[0]), dtype)
     labels = jax.random.randint(labels_key, (batch,), 0, sizes[-1])
     return params, images, labels
 
 
 def test_init_shapes_dtype_and_scale():
-    params = mlp.init(jax.random.key(0))
+    params = mlp.init(jax.random.key(0), mlp.REFERENCE)
     assert [layer.w.shape for layer in params] == [(784, 512), (512, 128), (128, 10)]
     assert [layer.b.shape for layer in params] == [(512,), (128,), (10,)]
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
@@ -33,18 +34,20 @@ def test_init_shapes_dtype_and_scale():
 
 def test_forward_returns_probabilities_and_layer_inputs():
     params, images, _ = random_problem(0, 5, (6, 4, 3), jnp.float32)
-    probs, activations = mlp.forward(params, images)
+    probs, activations = mlp.forward(mlp.Architecture((6, 4, 3)), params, images)
     assert probs.shape == (5, 3)
     np.testing.assert_allclose(np.sum(probs, axis=1), 1.0, rtol=1e-6)
     assert [a.shape for a in activations] == [(5, 6), (5, 4), (5, 3)]
     assert activations[-1] is probs
 
 
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("batch", [1, 7, 64])
-def test_loss_and_grads_match_autodiff(float64, batch):
-    params, images, labels = random_problem(batch, batch, (20, 16, 12, 10))
-    loss, grads = mlp.loss_and_grads(params, images, labels)
-    expected_loss, expected_grads = autodiff_loss_and_grads(params, images, labels)
+def test_loss_and_grads_match_autodiff(float64, batch, activation):
+    architecture = mlp.Architecture((20, 16, 12, 10), activation)
+    params, images, labels = random_problem(batch, batch, architecture.sizes, activation=activation)
+    loss, grads = mlp.loss_and_grads(architecture, params, images, labels)
+    expected_loss, expected_grads = autodiff_loss_and_grads(architecture, params, images, labels)
 
     assert jax.tree.structure(grads) == jax.tree.structure(params)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-12)
@@ -56,29 +59,33 @@ def test_loss_and_grads_match_autodiff(float64, batch):
 
 def test_loss_and_grads_match_autodiff_on_the_reference_network(float64):
     params, images, labels = random_problem(3, 7, mlp.REFERENCE_SIZES)
-    _, grads = mlp.loss_and_grads(params, images, labels)
-    _, expected_grads = autodiff_loss_and_grads(params, images, labels)
+    _, grads = mlp.loss_and_grads(mlp.REFERENCE, params, images, labels)
+    _, expected_grads = autodiff_loss_and_grads(mlp.REFERENCE, params, images, labels)
     for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
         assert np.max(np.abs(actual - expected)) / np.max(np.abs(expected)) < 1e-10
 
 
-def test_backward_of_forward_equals_loss_and_grads(float64):
-    params, images, labels = random_problem(4, 9, (8, 6, 5))
-    _, activations = mlp.forward(params, images)
-    grads = mlp.backward(params, activations, labels)
-    _, expected = mlp.loss_and_grads(params, images, labels)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_backward_of_forward_equals_loss_and_grads(float64, activation):
+    architecture = mlp.Architecture((8, 6, 5), activation)
+    params, images, labels = random_problem(4, 9, architecture.sizes, activation=activation)
+    _, activations = mlp.forward(architecture, params, images)
+    grads = mlp.backward(architecture, params, activations, labels)
+    _, expected = mlp.loss_and_grads(architecture, params, images, labels)
     for actual, wanted in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
         np.testing.assert_allclose(actual, wanted, rtol=1e-13, atol=1e-16)
 
 
-def test_grads_match_central_finite_differences(float64):
-    params, images, labels = random_problem(5, 4, (5, 4, 3, 3))
-    _, grads = mlp.loss_and_grads(params, images, labels)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_grads_match_central_finite_differences(float64, activation):
+    architecture = mlp.Architecture((5, 4, 3, 3), activation)
+    params, images, labels = random_problem(5, 4, architecture.sizes, activation=activation)
+    _, grads = mlp.loss_and_grads(architecture, params, images, labels)
     flat_params, unravel = ravel_pytree(params)
     flat_grads, _ = ravel_pytree(grads)
 
     def loss_at(flat):
-        return float(reference_loss(unravel(flat), images, labels))
+        return float(reference_loss(architecture, unravel(flat), images, labels))
 
     step = 1e-6
     numeric = np.array(
@@ -87,19 +94,55 @@ def test_grads_match_central_finite_differences(float64):
             for i in range(flat_params.size)
         ]
     )
-    # Central differences are exact to O(step^2) ~ 1e-12 plus rounding ~ 1e-16 / step ~ 1e-10.
+    # Central differences are exact to O(step^2) ~ 1e-12 plus rounding ~ 1e-16 / step ~ 1e-10 (no
+    # pre-activation of this problem lies within a step of relu's kink at 0).
     np.testing.assert_allclose(flat_grads, numeric, rtol=1e-6, atol=1e-9)
 
 
-def test_save_and_load_round_trip(tmp_path):
-    params = mlp.init(jax.random.key(6), (5, 4, 3))
+@pytest.mark.parametrize("activation, std", [("tanh", np.sqrt(2 / (784 + 512))), ("relu", np.sqrt(2 / 784))])
+def test_init_scales_per_activation(activation, std):
+    params = mlp.init(jax.random.key(0), mlp.Architecture(mlp.REFERENCE_SIZES, activation))
+    np.testing.assert_allclose(np.std(params[0].w), std, rtol=0.01)
+    assert all(np.all(layer.b == 0) for layer in params)
+
+
+def test_save_and_load_round_trip_with_the_architecture(tmp_path):
+    architecture = mlp.Architecture((5, 4, 3), "relu")
+    params = mlp.init(jax.random.key(6), architecture)
     path = tmp_path / "params.npz"
-    mlp.save(path, params)
+    mlp.save(path, params, architecture)
     loaded = mlp.load(path)
-    assert jax.tree.structure(loaded) == jax.tree.structure(params)
-    for actual, expected in zip(jax.tree.leaves(loaded), jax.tree.leaves(params)):
+    assert loaded.architecture == architecture
+    assert jax.tree.structure(loaded.params) == jax.tree.structure(params)
+    for actual, expected in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(params)):
         np.testing.assert_array_equal(actual, expected)
     assert [p.name for p in tmp_path.iterdir()] == ["params.npz"]
+
+
+def test_a_file_of_the_first_format_loads_as_a_sigmoid_network(tmp_path):
+    path = _write_npz(tmp_path / "old.npz", w0=W0, b0=B0, w1=W1, b1=B1)
+    assert mlp.load(path).architecture == mlp.Architecture((5, 4, 3), "sigmoid")
+
+
+def _described(path, **entries):
+    arrays = {"w0": W0, "b0": B0, "w1": W1, "b1": B1, "format": np.array(mlp.FORMAT)}
+    return _write_npz(path, **(arrays | entries))
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"architecture": np.frombuffer(b'{"sizes": [5, 4, 3], "activation": "swish"}', np.uint8)}, "'swish'"),
+        ({"architecture": np.frombuffer(b'{"sizes": [5, 9, 3], "activation": "relu"}', np.uint8)}, "sizes \\[5, 9"),
+        ({"architecture": np.frombuffer(b"not json", np.uint8)}, "not the JSON that save writes"),
+        ({"format": np.array(7), "architecture": np.frombuffer(b"{}", np.uint8)}, "format 7"),
+        ({}, "only one of the entries"),
+    ],
+)
+def test_a_wrong_description_is_refused_naming_the_file(tmp_path, entries, message):
+    path = _described(tmp_path / "bad.npz", **entries)
+    with pytest.raises(ValueError, match=f"{path}: .*{message}"):
+        mlp.load(path)
 
 
 def _write_npz(path, **arrays):

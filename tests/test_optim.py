@@ -8,10 +8,10 @@ from fmlp import mlp, optim
 
 
 def test_sgd_equals_optax_sgd_on_our_grads():
-    params = mlp.init(jax.random.key(0), (12, 8, 5))
+    params = mlp.init(jax.random.key(0), mlp.Architecture((12, 8, 5)))
     images = jax.random.normal(jax.random.key(1), (16, 12))
     labels = jax.random.randint(jax.random.key(2), (16,), 0, 5)
-    _, grads = mlp.loss_and_grads(params, images, labels)
+    _, grads = mlp.loss_and_grads(mlp.Architecture((12, 8, 5)), params, images, labels)
 
     ours = optim.sgd(params, grads, 0.3)
 

@@ -14,7 +14,8 @@ from fmlp import choices, flags, lanes, mlp, splits, train
 from .autodiff import autodiff_loss_and_grads
 
 SIZES = (20, 16, 12, 5)
-CONFIG = train.Config(sizes=SIZES, batch_size=50)
+ARCH = mlp.Architecture(SIZES)
+CONFIG = train.Config(architecture=ARCH, batch_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_every_optimizer_choice_is_a_flag_and_builds_a_transformation():
 
 
 def test_optax_sgd_on_our_gradients_equals_our_sgd(problem):
-    params, key = train.init_lane(0, SIZES)
+    params, key = train.init_lane(0, ARCH)
     indices = train.epoch_batch_indices(key, 1000, 50)
     rate = jnp.float32(0.3)
     (ours, _), _ = jax.jit(functools.partial(train.train_over_batches, CONFIG))(
@@ -43,7 +44,7 @@ def test_optax_sgd_on_our_gradients_equals_our_sgd(problem):
     transform = train.transformation(CONFIG, rate)
     theirs, state = params, transform.init(params)
     for batch in indices:
-        _, grads, _ = mlp.loss_grads_and_probs(theirs, problem.train_images[batch], problem.train_labels[batch])
+        _, grads, _ = mlp.loss_grads_and_probs(ARCH, theirs, problem.train_images[batch], problem.train_labels[batch])
         updates, state = transform.update(grads, state, theirs)
         theirs = optax.apply_updates(theirs, updates)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
@@ -65,18 +66,18 @@ def test_a_lane_equals_an_independent_optax_loop_over_two_epochs(problem, name):
     state, history = lanes.fit(config, problem, learning_rates=[rate], seeds=[3], epochs=2)
 
     # The reference: optax on autodiff gradients, the same batches, its state carried from epoch to epoch.
-    params, key = train.init_lane(3, SIZES)
+    params, key = train.init_lane(3, ARCH)
     transform = REFERENCES[name](rate)
     optimizer_state = transform.init(params)
     for _ in range(2):
         key, shuffle_key = jax.random.split(key)
         for batch in train.epoch_batch_indices(shuffle_key, 1000, 50):
-            _, grads = autodiff_loss_and_grads(params, problem.train_images[batch], problem.train_labels[batch])
+            _, grads = autodiff_loss_and_grads(ARCH, params, problem.train_images[batch], problem.train_labels[batch])
             updates, optimizer_state = transform.update(grads, optimizer_state, params)
             params = optax.apply_updates(params, updates)
     for ours, theirs in zip(jax.tree.leaves(lanes.final_params(state, 0)), jax.tree.leaves(params)):
         np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-5)
-    loss, accuracy = train.evaluate(params, problem.test_images, problem.test_labels)
+    loss, accuracy = train.evaluate(ARCH, params, problem.test_images, problem.test_labels)
     np.testing.assert_allclose(history.records[0][-1].test_loss, loss, rtol=1e-3)
     # The state went on across the epoch boundary: Adam's step count is that of both epochs.
     counts = [leaf for leaf in jax.tree.leaves(state.optimizer) if leaf.dtype == jnp.int32]
@@ -88,7 +89,7 @@ def test_a_diverging_adam_lane_is_frozen_and_leaves_the_others_alone(problem):
     config = CONFIG._replace(optimizer="adam")
     state, history = lanes.fit(config, problem, learning_rates=[0.01, 1e38], seeds=[3, 3], epochs=2)
     assert history.diverged_at_epoch == (None, 1)
-    initial, _ = train.init_lane(3, SIZES)
+    initial, _ = train.init_lane(3, ARCH)
     for frozen, start in zip(jax.tree.leaves(lanes.final_params(state, 1)), jax.tree.leaves(initial)):
         np.testing.assert_array_equal(frozen, start)
     alone_state, alone = lanes.fit(config, problem, learning_rates=[0.01], seeds=[3], epochs=2)

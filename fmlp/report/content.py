@@ -148,7 +148,8 @@ def setup_text(results: dict) -> str:
     config = results["baseline.json"]["config"]
     sizes = " → ".join(map(str, (784, *config["hidden"], 10)))
     return (
-        f"Network {sizes} (sigmoid hidden layers, softmax output), mean cross-entropy, minibatch SGD with "
+        f"Network {sizes} ({config.get('activation', 'sigmoid')} hidden layers, softmax output), mean "
+        "cross-entropy, minibatch SGD with "
         f"batch size {config['batch_size']}, learning rate {config['lr']:g}, {config['epochs']} epochs, seed "
         f"{config['seed']}; weights and biases N(0, 1)·√(1/fan_in); pixels scaled to [0, 1], then "
         "(x − 0.1307) / 0.3081. Real MNIST: 60,000 training and 10,000 test images. Forward pass, backward "
