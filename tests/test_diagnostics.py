@@ -100,6 +100,33 @@ def test_diagnose_script_end_to_end(idx_dir, tmp_path):
         check_png(out / f"diagnose_{name}.png")
 
 
+def test_diagnose_reads_each_networks_own_description_any_depth_mixed(idx_dir, tmp_path):
+    relu = tmp_path / "relu.npz"
+    flags = ("--lr", "0.05", "--activation", "relu", "--save-params", str(relu))
+    assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "relu", *flags)) == 0
+    shallow = tmp_path / "shallow.npz"
+    shallow_architecture = mlp.Architecture((784, 10), "tanh")
+    mlp.save(shallow, mlp.init(jax.random.key(0), shallow_architecture), shallow_architecture)
+    out = tmp_path / "diagnose"
+    flags = ("--out", str(out), "--data-source", "idx", "--data-dir", str(idx_dir))
+    assert run_script(DIAGNOSE, str(relu), str(shallow), *flags) == 0  # the deeper one first
+    networks = json.loads((out / "diagnose.json").read_text())["networks"]
+    assert networks["relu"]["activation"] == "relu"
+    assert [layer["rule"] for layer in networks["relu"]["saturation"]] == ["a = 0 (inactive)"] * 2
+    assert networks["shallow"]["saturation"] == [] and networks["shallow"]["activation"] == "tanh"
+    check_png(out / "diagnose_saturation.png")
+
+
+def test_a_second_diagnosis_leaves_no_figure_of_the_first(idx_dir, tmp_path):
+    out = tmp_path / "diagnose"
+    for name in ("first", "second"):
+        path = tmp_path / f"{name}.npz"
+        assert run_script(BASELINE, *tiny(idx_dir, tmp_path / name, "--save-params", str(path))) == 0
+        flags = ("--out", str(out), "--data-source", "idx", "--data-dir", str(idx_dir))
+        assert run_script(DIAGNOSE, str(path), *flags) == 0
+    assert not list(out.glob("*first*")) and list(out.glob("*second*"))
+
+
 def _npz(path, **arrays):
     with open(path, "wb") as file:
         np.savez(file, **arrays)

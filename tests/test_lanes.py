@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import lanes, mlp, splits, train
+from fmlp import lanes, layers, mlp, splits, train
 from fmlp.data import MNIST
 
 SIZES = (20, 16, 12, 5)
@@ -186,3 +186,23 @@ def test_stack_and_unstack_round_trip():
     for lane in range(3):
         for ours, theirs in zip(jax.tree.leaves(lanes.unstack(stacked, lane)), jax.tree.leaves(params[lane])):
             np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_new_activation_is_one_entry_of_the_table_and_reaches_the_compiled_step(problem, monkeypatch):
+    """What README's "Adding an option" promises: a network option lives in mlp.Architecture and in the
+    one function that reads it; nothing else learns about it."""
+    traced = []
+
+    def softsign_forward(z):
+        traced.append(z.shape)  # runs only while a compiled function is traced
+        return z / (1 + jnp.abs(z))
+
+    def softsign_backward(a, da):
+        return da * (1 - jnp.abs(a)) ** 2  # 1 / (1 + |z|)^2 = (1 - |a|)^2, from the saved output
+
+    monkeypatch.setitem(layers.ACTIVATIONS, "softsign", (softsign_forward, softsign_backward))
+    config = CONFIG._replace(architecture=mlp.Architecture(SIZES, "softsign"))
+    _, history = lanes.fit(config, problem, learning_rates=[0.2], seeds=[9], epochs=1)
+    _, sigmoid = lanes.fit(CONFIG, problem, learning_rates=[0.2], seeds=[9], epochs=1)
+    assert {shape[-1] for shape in traced} == set(SIZES[1:-1])  # both hidden layers, in training and evaluation
+    assert history.records[0][0].test_accuracy != sigmoid.records[0][0].test_accuracy

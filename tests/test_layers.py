@@ -39,14 +39,16 @@ def test_dense_backward_matches_vjp(float64, batch, fan_in, fan_out):
     assert relative_error(layers.dense_input_grad(params, dy), expected_x) < 1e-10
 
 
+@pytest.mark.parametrize("activation", sorted(layers.ACTIVATIONS))
 @pytest.mark.parametrize("shape", [(1, 3), (7, 5), (64, 128)])
-def test_sigmoid_backward_matches_vjp(float64, shape):
+def test_activation_backward_from_the_output_matches_vjp(float64, shape, activation):
+    forward, backward = layers.ACTIVATIONS[activation]
     z_key, ds_key = jax.random.split(jax.random.key(1))
     z = 3.0 * jax.random.normal(z_key, shape, jnp.float64)
     ds = jax.random.normal(ds_key, shape, jnp.float64)
-    s, vjp = jax.vjp(layers.sigmoid_forward, z)
+    s, vjp = jax.vjp(forward, z)
     (expected,) = vjp(ds)
-    assert relative_error(layers.sigmoid_backward(s, ds), expected) < 1e-10
+    assert relative_error(backward(s, ds), expected) < 1e-10
 
 
 def test_sigmoid_forward_is_the_logistic_function(float64):
