@@ -41,6 +41,9 @@ def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
     except data.DataError as error:
         sys.exit(f"error: {error}")
     say(f"MNIST from {origin.source}" + (f" ({origin.path})" if origin.path else ""))
+    for split, images in (("training", mnist.train_images), ("test", mnist.test_images)):
+        if len(images) == 0:
+            sys.exit(f"error: the {split} split of {origin.path or origin.source} holds no images")
     num_train = min(args.train_limit or len(mnist.train_images), len(mnist.train_images))
     if args.validation and args.validation + args.batch_size > num_train:
         sys.exit(f"error: --validation {args.validation} leaves {max(num_train - args.validation, 0)} of this data's "

@@ -71,6 +71,13 @@ def steps(results: Path, training: list[str], data: list[str], expected: dict, e
                             "--validation", "10000")  # fmt: skip
         same = five_seeds | {"optimizer": name, "lrs": [float(rate) for rate in rates.split(",")]}
         planned.append(Step(f"optimizer {name}", folder / "lr_sweep.json", command, same))
+    three_seeds = expected | {"seeds": 3, "validation": 10000}
+    for name in ("tanh", "relu"):
+        folder = results / "activations" / name
+        command = _training("lr_sweep.py", folder, training, "--activation", name, "--seeds", "3",
+                            "--validation", "10000")  # fmt: skip
+        same = three_seeds | {"activation": name}
+        planned.append(Step(f"activation {name}", folder / "lr_sweep.json", command, same))
     return planned
 
 

@@ -2,6 +2,7 @@
 
 import json
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -271,4 +272,15 @@ def test_more_runs_than_memory_holds_are_refused_before_any_work(tmp_path, capsy
     assert run_script(SWEEP, "--seeds", "1000000", "--out", str(tmp_path / "out"), "--quiet") == 2
     message = capsys.readouterr().err
     assert "argument --seeds: 7000000 runs need about" in message and "at most" in message and "runs fit" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_idx_test_set_of_no_images_is_named(idx_dir, tmp_path, capsys):
+    empty = tmp_path / "idx"
+    shutil.copytree(idx_dir, empty)
+    for name, header in (("t10k-images-idx3-ubyte", [0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28]),
+                         ("t10k-labels-idx1-ubyte", [0, 0, 8, 1, 0, 0, 0, 0])):  # fmt: skip
+        (empty / name).write_bytes(bytes(header))
+    assert run_script(BASELINE, *tiny(empty, tmp_path / "out")) == 1
+    assert f"the test split of {empty} holds no images" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

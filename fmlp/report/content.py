@@ -35,15 +35,23 @@ REQUIRED = {
     "lr_sweep_loss.png": "python experiments/lr_sweep.py",
     "gradcheck.json": "python experiments/gradcheck.py",
 }
-OPTIONAL = {
-    "robustness/lr_sweep.json": "python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness",
-    "diagnose/diagnose.json": "python experiments/diagnose.py figures/params/lr_0.1_seed_1.npz "
-    "figures/params/lr_1_seed_1.npz --out figures/diagnose",
-} | {
-    f"optimizers/{name}/lr_sweep.json": f"python experiments/lr_sweep.py --optimizer {name} --seeds 5 "
-    f"--validation 10000 --out figures/optimizers/{name}"
-    for name in OPTIMIZERS
-}
+OPTIONAL = (
+    {
+        "robustness/lr_sweep.json": "python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness",
+        "diagnose/diagnose.json": "python experiments/diagnose.py figures/params/lr_0.1_seed_1.npz "
+        "figures/params/lr_1_seed_1.npz --out figures/diagnose",
+    }
+    | {
+        f"optimizers/{name}/lr_sweep.json": f"python experiments/lr_sweep.py --optimizer {name} --seeds 5 "
+        f"--validation 10000 --out figures/optimizers/{name}"
+        for name in OPTIMIZERS
+    }
+    | {
+        f"activations/{name}/lr_sweep.json": f"python experiments/lr_sweep.py --activation {name} --seeds 3 "
+        f"--validation 10000 --out figures/activations/{name}"
+        for name in ("tanh", "relu")
+    }
+)
 PRESENTABLE = {"reading": "2.1 Review of the cuDNN paper", "from-scratch": "2.2 The MLP from scratch"}
 TABLE_MARKER = re.compile(r"<!-- table: (\w+) -->\n(?:\n*(?:\|.*\n?)+)?")
 REQUIRES_MARKER = re.compile(r"<!-- requires: (\S+) -->")
