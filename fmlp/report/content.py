@@ -51,6 +51,10 @@ OPTIONAL = (
         f"--validation 10000 --out figures/activations/{name}"
         for name in ("tanh", "relu")
     }
+    | {
+        "activations/diagnose/diagnose.json": "python experiments/diagnose.py figures/params/activations/*.npz "
+        "--out figures/activations/diagnose"
+    }
 )
 PRESENTABLE = {"reading": "2.1 Review of the cuDNN paper", "from-scratch": "2.2 The MLP from scratch"}
 TABLE_MARKER = re.compile(r"<!-- table: (\w+) -->\n(?:\n*(?:\|.*\n?)+)?")
