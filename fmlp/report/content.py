@@ -37,7 +37,8 @@ REQUIRED = {
 }
 OPTIONAL = (
     {
-        "robustness/lr_sweep.json": "python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness",
+        "robustness/lr_sweep.json": "python experiments/lr_sweep.py --seeds 5 --validation 10000 "
+        "--out figures/robustness",
         "diagnose/diagnose.json": "python experiments/diagnose.py figures/params/lr_0.1_seed_1.npz "
         "figures/params/lr_1_seed_1.npz --out figures/diagnose",
     }
