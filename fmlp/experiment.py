@@ -204,7 +204,8 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     sys.exit(2)
 
 
-NOT_DEFINING = ("resume", "quiet", "no_compile_cache", "coordinator", "num_processes", "process_id",
+# The checkpoint lives in --out, and each process of a run may have its own --out and process flags.
+NOT_DEFINING = ("out", "resume", "quiet", "no_compile_cache", "coordinator", "num_processes", "process_id",
                 "coordinator_timeout", "download_timeout")  # fmt: skip
 CHECKPOINT_BYTES = 256 * 2**20  # larger states are checkpointed every few epochs, about this much per epoch
 
@@ -220,7 +221,8 @@ def defining_flags(args: argparse.Namespace) -> dict:
 
 def resumed(args: argparse.Namespace, plan: Plan, training: Config) -> lanes.Progress | None:
     """The checkpoint to go on from with --resume; exits 2 naming the problem when there is none that fits,
-    or when an unfinished run's checkpoint is there and --resume is not given."""
+    or when an unfinished run's checkpoint is there and --resume is not given. With several processes,
+    process 0 writes the checkpoint, and every process resumes from a copy of it in its own --out."""
     path = checkpoint_path(args, plan)
     if not args.resume:
         if path.exists():

@@ -341,8 +341,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.data_dir is not None and not args.data_dir.is_dir():
         parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
     check_processes(parser, args)
-    if args.resume and args.coordinator is not None:
-        parser.error("argument --resume: a run over several processes cannot resume yet; run it again whole")
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         parser.error(f"argument --momentum: --optimizer {args.optimizer} has no momentum")
     if args.optimizer in ("momentum", "nesterov") and args.momentum is None:

@@ -3,6 +3,7 @@ since the device count and the distributed runtime are fixed when JAX starts."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -236,3 +237,39 @@ def test_a_signal_to_one_process_is_recorded_as_an_interruption_by_process_0(idx
     assert document["interrupted"] is True and document["config"]["epochs"] == 100000
     assert len(document["runs"][0]["epochs"]) < 100000
     assert "interrupted after" in message
+
+
+def test_a_two_process_run_cut_short_resumes_to_the_uninterrupted_numbers(idx_dir, tmp_path):
+    flags = ["--lrs", "1,0.1", "--epochs", "6", "--no-compile-cache"]
+    whole = two_processes(idx_dir, tmp_path / "whole", flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert [child.wait(timeout=120) for child in whole] == [0, 0]
+    finally:
+        end(whole)
+    expected = json.loads((tmp_path / "whole" / "process0" / "lr_sweep.json").read_text())
+
+    cut = tmp_path / "cut"
+    children = two_processes(idx_dir, cut, flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while not (cut / "process0" / "lr_sweep.checkpoint.npz").exists():
+            assert time.monotonic() < deadline and children[0].poll() is None
+            time.sleep(0.005)
+        children[1].send_signal(signal.SIGTERM)
+        [child.wait(timeout=60) for child in children]
+    finally:
+        end(children)
+    interrupted = json.loads((cut / "process0" / "lr_sweep.json").read_text())
+    assert interrupted["interrupted"] is True
+    (cut / "process1").mkdir(exist_ok=True)  # every process resumes from its own copy of process 0's checkpoint
+    shutil.copy(cut / "process0" / "lr_sweep.checkpoint.npz", cut / "process1" / "lr_sweep.checkpoint.npz")
+    (cut / "process0" / "lr_sweep.json").unlink()
+    resumed = two_processes(idx_dir, cut, [*flags, "--resume"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        codes = [child.wait(timeout=120) for child in resumed]
+        errors = [child.stderr.read() for child in resumed]
+    finally:
+        end(resumed)
+    assert codes == [0, 0], errors
+    document = json.loads((cut / "process0" / "lr_sweep.json").read_text())
+    assert document["runs"] == expected["runs"] and document["interrupted"] is False
