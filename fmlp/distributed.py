@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 LANE_AXIS = "lanes"
 LANES = PartitionSpec(LANE_AXIS)  # split the leading (lane) axis over the devices
 REPLICATED = PartitionSpec()
-HEARTBEAT_SECONDS = 20  # a process that stops answering for this long ends the others' runs
+HEARTBEAT_SECONDS = 20  # default: a process that stops answering for this long ends the others' runs
 
 
 def wait_for_coordinator(address: str, timeout: float) -> None:
@@ -54,7 +54,13 @@ def check_free(address: str) -> None:
             raise ValueError(f"cannot listen on {address}: {reason}") from None
 
 
-def start(coordinator: str | None, num_processes: int | None, process_id: int | None, timeout: float) -> None:
+def start(
+    coordinator: str | None,
+    num_processes: int | None,
+    process_id: int | None,
+    timeout: float,
+    heartbeat: int = HEARTBEAT_SECONDS,
+) -> None:
     """Joins the distributed runtime (before any other JAX call). coordinator "HOST:PORT" is process 0's
     address, where its coordinator listens and nowhere else; None for all three reads
     JAX_COORDINATOR_ADDRESS and our JAX_NUM_PROCESSES, JAX_PROCESS_ID. A process other than 0 gives up
@@ -72,7 +78,7 @@ def start(coordinator: str | None, num_processes: int | None, process_id: int | 
         num_processes or int(os.environ["JAX_NUM_PROCESSES"]),
         process_id,
         initialization_timeout=max(1, round(timeout - (time.monotonic() - started))),
-        heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
+        heartbeat_timeout_seconds=heartbeat,
         # Only where it was asked to listen: the service is unauthenticated.
         coordinator_bind_address=address if process_id == 0 else None,
     )

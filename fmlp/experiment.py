@@ -14,7 +14,7 @@ import jax
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plots
+from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plots, supervise
 from fmlp.splits import device_splits
 from fmlp.train import Config
 
@@ -132,7 +132,9 @@ def start_processes(args: argparse.Namespace) -> None:
     if address is None:
         return
     try:
-        distributed.start(address, args.num_processes, args.process_id, args.coordinator_timeout)
+        distributed.start(
+            address, args.num_processes, args.process_id, args.coordinator_timeout, args.heartbeat_timeout
+        )
     except ValueError as error:  # process 0 cannot listen where it was asked to
         sys.exit(f"error: argument --coordinator: {error}")
     except Exception as error:  # the runtime raises its own error types; all mean the same to the user
@@ -206,7 +208,7 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
 
 # The checkpoint lives in --out, and each process of a run may have its own --out and process flags.
 NOT_DEFINING = ("out", "resume", "quiet", "no_compile_cache", "coordinator", "num_processes", "process_id",
-                "coordinator_timeout", "download_timeout")  # fmt: skip
+                "coordinator_timeout", "heartbeat_timeout", "download_timeout")  # fmt: skip
 CHECKPOINT_BYTES = 256 * 2**20  # larger states are checkpointed every few epochs, about this much per epoch
 
 
@@ -264,10 +266,21 @@ def _keeper(args: argparse.Namespace, plan: Plan, training: Config, writer: bool
     return keep, last
 
 
+def _runtime_ended(args: argparse.Namespace, plan: Plan) -> str:
+    """What to say when the distributed runtime ended this process because another one failed."""
+    path = checkpoint_path(args, plan)
+    kept = (f"the finished epochs are in {path}: give every process a copy and start them all again with --resume"
+            if path.exists() else "no epoch had finished: start them all again")  # fmt: skip
+    return ("another process of this run died, stopped answering or never joined (check that they all agree on "
+            f"--num-processes), and the distributed runtime ended this one; {kept}")  # fmt: skip
+
+
 def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
     """Runs the plan, checkpointing as it goes; exits with 128 + the signal number if a signal ended it
     early, leaving the checkpoint for --resume."""
     started = time.perf_counter()
+    if args.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        supervise.run_supervised(lambda: _runtime_ended(args, plan))
     start_processes(args)
     compile_cache(args)
     writer = distributed.is_writer()

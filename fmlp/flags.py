@@ -184,6 +184,12 @@ def shared_parser(description: str) -> argparse.ArgumentParser:
         default=60.0,
         help="seconds to wait for the coordinator and the other processes (default 60)",
     )
+    add(
+        "--heartbeat-timeout",
+        type=positive_int,
+        default=20,
+        help="seconds after which a process that stops answering ends the run of the others (default 20)",
+    )
     add("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from (default auto)")
     add("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
     add(

@@ -163,17 +163,20 @@ def test_a_second_run_compiles_nothing_new(idx_dir, tmp_path):
 
 
 def test_when_one_process_dies_the_other_exits_instead_of_hanging(idx_dir, tmp_path):
-    flags = ["--lrs", "0.5,0.1", "--epochs", "100000", "--no-compile-cache"]
+    flags = ["--lrs", "0.5,0.1", "--epochs", "100000", "--no-compile-cache", "--heartbeat-timeout", "3"]
     children = two_processes(idx_dir, tmp_path, flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for child in children:  # both have loaded the data: training has started or is about to
             while "MNIST from" not in child.stderr.readline():
                 assert child.poll() is None
         children[1].kill()
-        assert children[0].wait(timeout=90) != 0
+        assert children[0].wait(timeout=90) == 1
+        message = children[0].stderr.read()
     finally:
         end(children)
     assert not (tmp_path / "process0" / "lr_sweep.json").exists()
+    assert "another process of this run died, stopped answering or never joined" in message
+    assert "Check failure stack trace" not in message and "coordination_service" not in message
 
 
 def _listeners(port: int) -> list[str]:
@@ -273,3 +276,12 @@ def test_a_two_process_run_cut_short_resumes_to_the_uninterrupted_numbers(idx_di
     assert codes == [0, 0], errors
     document = json.loads((cut / "process0" / "lr_sweep.json").read_text())
     assert document["runs"] == expected["runs"] and document["interrupted"] is False
+
+
+def test_process_0_alone_past_its_timeout_ends_with_one_line(idx_dir, tmp_path):
+    flags = ["--coordinator", f"127.0.0.1:{free_port()}", "--num-processes", "2", "--process-id", "0",
+             "--coordinator-timeout", "3"]  # fmt: skip
+    result = python([str(SWEEP), *tiny(idx_dir, tmp_path / "out"), *flags])
+    assert result.returncode == 1
+    assert "never joined" in result.stderr and "Check failure stack trace" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2

@@ -1,0 +1,64 @@
+"""One line instead of a C++ trace when the distributed runtime ends a process.
+
+When another process of a run dies or stops answering, JAX's runtime aborts this one (SIGABRT) and
+prints its own logs and a stack trace. A run over several processes therefore works in a child
+process of the script: the parent passes on the child's output until the runtime starts logging its
+failure, passes signals on, and when the runtime aborted the child, says in one line what happened and
+how to resume. The child dies with the parent (Linux's parent-death signal), so killing the script
+kills the run.
+"""
+
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+MARKER = "FMLP_SUPERVISED"  # set in the child's environment: the child runs the work itself
+# A log line of the runtime: severity, date, time, thread, file:line]  (E1202 13:50:13.437578 20609 x.cc:1]).
+RUNTIME_LOG = re.compile(rb"^[EF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the parent dies (Linux only; elsewhere nothing)."""
+    try:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _relay(stream, out, runtime_failed: list[bool]) -> None:
+    """Copies the child's stderr to out, line by line (progress bars' "\r" parts at once), until the
+    runtime logs an error; from then on nothing, since the child is being aborted."""
+    pending = b""
+    while chunk := stream.read1(4096):
+        pending += chunk
+        *complete, pending = re.split(rb"(?<=[\n\r])", pending)
+        for line in complete:
+            if RUNTIME_LOG.match(line):
+                runtime_failed[0] = True
+            if not runtime_failed[0]:
+                out.write(line)
+                out.flush()
+
+
+def run_supervised(message: Callable[[], str]) -> None:
+    """Runs this script again as a child and exits with its status; a runtime abort becomes one line,
+    `message()`, and exit status 1. Returns at once in the child itself."""
+    if os.environ.get(MARKER):
+        return
+    child = subprocess.Popen([sys.executable, *sys.argv], env=os.environ | {MARKER: "1"}, stderr=subprocess.PIPE,
+                             preexec_fn=_die_with_parent)  # fmt: skip
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C reaches the child through the terminal's process group; SIGTERM to this process alone.
+        signal.signal(signum, lambda number, frame: number == signal.SIGTERM and child.send_signal(number))
+    runtime_failed = [False]
+    _relay(child.stderr, sys.stderr.buffer, runtime_failed)
+    status = child.wait()
+    if status == -signal.SIGABRT or (runtime_failed[0] and status != 0):
+        print(f"error: {message()}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(128 - status if status < 0 else status)
