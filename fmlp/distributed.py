@@ -136,6 +136,12 @@ def any_process(flag: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.array([flag]))))
 
 
+def wait_for_all(name: str) -> None:
+    """Returns when every process has reached the point of the same name (at once with one process)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def is_writer() -> bool:
     """Only process 0 writes files."""
     return jax.process_index() == 0

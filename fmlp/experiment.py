@@ -317,13 +317,20 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
         seconds = outputs.seconds(started, data_seconds, history)
         document = outputs.document(args, runs, seconds, origin, interrupted)
         params = save_params(distributed.to_host(state))  # every process takes part in gathering
+        failure = None
+        if writer:
+            try:
+                write(plan, args, runs, document, params)
+            except OSError as error:
+                failure = error
+        # The others wait until process 0 has written: a process that left earlier would make the
+        # distributed runtime end process 0 before its results are on disk.
+        distributed.wait_for_all("results written")
         if not writer:
             return
-        try:
-            write(plan, args, runs, document, params)
-        except OSError as error:
+        if failure is not None:
             say(
-                f"error: cannot write the results in {args.out} ({error.strerror or error}); the finished "
+                f"error: cannot write the results in {args.out} ({failure.strerror or failure}); the finished "
                 f"epochs are in {checkpoint_path(args, plan)}: free the space, then add --resume"
             )
             sys.exit(1)

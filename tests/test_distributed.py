@@ -262,8 +262,7 @@ def test_a_two_process_run_cut_short_resumes_to_the_uninterrupted_numbers(idx_di
         [child.wait(timeout=60) for child in children]
     finally:
         end(children)
-    interrupted = json.loads((cut / "process0" / "lr_sweep.json").read_text())
-    assert interrupted["interrupted"] is True
+    assert json.loads((cut / "process0" / "lr_sweep.json").read_text())["interrupted"] is True
     (cut / "process1").mkdir(exist_ok=True)  # every process resumes from its own copy of process 0's checkpoint
     shutil.copy(cut / "process0" / "lr_sweep.checkpoint.npz", cut / "process1" / "lr_sweep.checkpoint.npz")
     (cut / "process0" / "lr_sweep.json").unlink()
