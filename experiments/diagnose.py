@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp import flags
+from fmlp import flags, interrupts
 
 
 def write_set(out: Path, figures: dict, document: dict) -> None:
@@ -104,11 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        from fmlp.io import remove_pending
-
-        remove_pending()
-        print("interrupted; no diagnose.json written (a set without it is incomplete)", file=sys.stderr)
-        sys.exit(130)
+    interrupts.main_or_exit(main, "interrupted; no diagnose.json written (a set without it is incomplete)")

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp import flags
+from fmlp import flags, interrupts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,11 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        from fmlp.io import remove_pending
-
-        remove_pending()
-        print("interrupted; no PDF written", file=sys.stderr)
-        sys.exit(130)
+    interrupts.main_or_exit(main, "interrupted; no PDF written")

@@ -28,6 +28,17 @@ class Control(NamedTuple):
     signals: list  # the signal numbers received, in order
 
 
+def main_or_exit(main: Callable[[], None], message: str) -> None:
+    """Runs a script's main that does not train; Ctrl-C removes its temporary files and ends it with
+    `message` on stderr and exit status 130, not a traceback."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        remove_pending()
+        print(message, file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+
+
 def new_control() -> Control:
     return Control(threading.Event(), threading.Event(), [])
 

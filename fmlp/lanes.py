@@ -305,7 +305,7 @@ def fit(
 
     trained = to_host(active(state))
     for epoch in range(len(records[0]) + 1, epochs + 1):
-        if not trained[:num_lanes].any():
+        if not trained.any():  # padding lanes never train
             break
         (state, metrics), seconds = timed(epoch_fn, state, splits.train_images, splits.train_labels)
         train_seconds += seconds
@@ -328,7 +328,7 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch, tuple(lane_records[-1] for lane_records in records))
         trained = ~(diverged | stopped)  # the lanes the next epoch trains: `active`, on the host
-        if not trained.any() or any_process(should_stop()):
+        if any_process(should_stop()):
             break
     return state, history()
 

@@ -52,9 +52,9 @@ def run_supervised(message: Callable[[], str]) -> None:
         return
     child = subprocess.Popen([sys.executable, *sys.argv], env=os.environ | {MARKER: "1"}, stderr=subprocess.PIPE,
                              preexec_fn=_die_with_parent)  # fmt: skip
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        # Ctrl-C reaches the child through the terminal's process group; SIGTERM to this process alone.
-        signal.signal(signum, lambda number, frame: number == signal.SIGTERM and child.send_signal(number))
+    # Ctrl-C reaches the child through the terminal's process group: this process just waits for it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda number, frame: child.send_signal(number))  # sent to this process alone
     runtime_failed = [False]
     _relay(child.stderr, sys.stderr.buffer, runtime_failed)
     status = child.wait()

@@ -127,8 +127,8 @@ def diagnose_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-def _interval(summary: dict) -> str:
-    interval = summary["ci95"]
+def _interval(interval: list[float] | None) -> str:
+    """A 95% interval as "low – high" in percent; "–" for none (fewer than two seeds)."""
     return "–" if interval is None else f"{percent(interval[0])} – {percent(interval[1])}"
 
 
@@ -166,7 +166,7 @@ def optimizers_table(results: dict) -> str:
         rows.append(
             f"| {label} | {rates} | {selected['learning_rate']:g}, {selected['epoch']} | "
             f"{percent(selected['val_accuracy'])} | {percent(selected['test_accuracy'])} "
-            f"({_interval({'ci95': selected['test_accuracy_ci95']})}) | {paired} | {reach_text} |"
+            f"({_interval(selected['test_accuracy_ci95'])}) | {paired} | {reach_text} |"
         )
     return "\n".join(rows)
 
@@ -199,7 +199,8 @@ def early_stopping_table(results: dict) -> str:
         spread = "" if differences["std"] is None else f" ± {percent(half_width(differences['std'], len(group)))}"
         rows.append(
             f"| {label} | {selected['learning_rate']:g} | {sum(trained) / len(trained):.1f} ({min(trained)} – "
-            f"{max(trained)}) | {percent(kept['mean'])} ({_interval(kept)}) | {percent(selected['test_accuracy'])} | "
+            f"{max(trained)}) | {percent(kept['mean'])} ({_interval(kept['ci95'])}) | "
+            f"{percent(selected['test_accuracy'])} | "
             f"{percent(differences['mean'])}{spread} |"
         )
     return "\n".join(rows)
@@ -236,7 +237,7 @@ def activations_table(results: dict) -> str:
         selected = select(runs)
         rows.append(
             f"| {name} | " + " | ".join(cells) + f" | {selected['learning_rate']:g}, {selected['epoch']} | "
-            f"{percent(selected['test_accuracy'])} ({_interval({'ci95': selected['test_accuracy_ci95']})}) |"
+            f"{percent(selected['test_accuracy'])} ({_interval(selected['test_accuracy_ci95'])}) |"
         )
     return "\n".join(rows)
 
@@ -249,7 +250,7 @@ def gradcheck_table(results: dict) -> str:
         [
             "| compared with | what is compared | largest relative error |",
             "| --- | --- | --- |",
-            f"| autodiff (`jax.value_and_grad`) | every gradient entry, relative to the largest entry of its "
+            f"| autodiff (tests/autodiff.py) | every gradient entry, relative to the largest entry of its "
             f"array | {autodiff['max_relative_error']:.1e} |",
             f"| autodiff | the loss | {autodiff['loss_difference']:.1e} (absolute) |",
             f"| central differences, step {differences['epsilon']:g} | the derivative along "
