@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
@@ -27,6 +28,7 @@ class Plan(NamedTuple):
     seeds: tuple[int, ...]  # per lane
     figures: Callable[[list[dict], str], dict[str, Figure]]  # (runs, title) -> {file name: figure}
     title: str
+    start: mlp.Params | None = None  # lane-stacked params the lanes begin from; None: their seeds' initial ones
 
 
 def say(message: str) -> None:
@@ -54,8 +56,9 @@ def load(args: argparse.Namespace) -> tuple[data.MNIST, data.Origin]:
 
 
 def architecture(args: argparse.Namespace) -> mlp.Architecture:
-    """The network the flags describe: 784 inputs, the --hidden widths, 10 classes, --activation."""
-    return mlp.Architecture(flags.sizes(args), args.activation)
+    """The network the flags describe: 784 inputs, the --hidden widths, 10 classes, --activation, and
+    the weights' width in training (--bits, of fine-tuning)."""
+    return mlp.Architecture(flags.sizes(args), args.activation, getattr(args, "bits", None))
 
 
 def config(args: argparse.Namespace, num_lanes: int) -> Config:
@@ -114,6 +117,24 @@ def sweep_plan(config: dict) -> Plan:
     rates, seeds = lanes.grid(config["lrs"], range(config["seed"], config["seed"] + config["seeds"]))
     title = f"{_network_name(config)}, {optimizer_name(config)}, batch {config['batch_size']}: learning rates"
     return Plan("lr_sweep", rates, seeds, figures, title)
+
+
+def finetune_plan(config: dict, start: mlp.Params | None = None) -> Plan:
+    """What finetune.py trains and draws: every rate with each given network (seed --seed + k - 1 for the
+    k-th), rate-major; `start` holds the networks' params, one lane per network, stacked."""
+
+    def figures(runs, title):
+        return {
+            "finetune_accuracy.png": plots.accuracy_figure(runs, title),
+            "finetune_loss.png": plots.sweep_loss_figure(runs, title),
+        }
+
+    seeds = range(config["seed"], config["seed"] + len(config["params"]))
+    rates, seeds = lanes.grid(config["lrs"], seeds)
+    if start is not None:  # the same networks for every rate
+        start = jax.tree.map(lambda leaf: jnp.concatenate([leaf] * len(config["lrs"])), start)
+    title = f"{_network_name(config)}, fine-tuned with {config['bits']}-bit weights, {optimizer_name(config)}"
+    return Plan("finetune", rates, seeds, figures, title, start)
 
 
 def draw(plan: Plan, runs: list[dict], folder: Path) -> list[Path]:
@@ -305,6 +326,7 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
                 should_stop=control.stop.is_set,
                 resume=resume,
                 on_progress=keep,
+                start=plan.start,
             )
         # A signal to another process stops this one too: a run that ended early with lanes still
         # training was interrupted somewhere, whichever process saw the signal.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmlp.choices import ACTIVATIONS, OPTIMIZERS
+from fmlp.choices import ACTIVATIONS, OPTIMIZERS, WEIGHT_BITS
 from fmlp.data import DOWNLOAD_TIMEOUT_SECONDS, SOURCES
 
 MNIST_TRAIN_SIZE = 60000
@@ -233,6 +233,82 @@ def sweep_parser(description: str = "Trains the reference MLP at several rates a
         metavar="DIR",
         help="write each run's final parameters to DIR/lr_<rate>_seed_<seed>.npz",
     )
+    return parser
+
+
+def weight_bits(value: str) -> int:
+    """argparse type: a weight width of fmlp.choices.WEIGHT_BITS (codes that pack whole into bytes)."""
+    bits = _number(int, value, "a number of bits")
+    if bits not in WEIGHT_BITS:
+        raise argparse.ArgumentTypeError(f"{bits} bits is not one of {', '.join(map(str, WEIGHT_BITS))}")
+    return bits
+
+
+def weight_bits_list(value: str) -> list[int]:
+    """argparse type: comma-separated weight widths, e.g. 8,4,2,1, each once."""
+    widths = _list(value, weight_bits, "weight widths")
+    if len(set(widths)) < len(widths):
+        raise argparse.ArgumentTypeError(f"{value!r} names a width twice")
+    return widths
+
+
+def params_file(value: str) -> Path:
+    """argparse type: an existing .npz file (its contents are checked when it is loaded)."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a folder, not an .npz file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value!r}: no such file")
+    return path
+
+
+FINE_TUNE_RATES = [0.1, 0.03, 0.01]
+
+
+def finetune_parser(description: str = "Fine-tunes networks with quantized weights.") -> argparse.ArgumentParser:
+    """experiments/finetune.py's flags: the shared ones (the network's shape comes from the files), the
+    networks, --bits, --lrs and --save-params DIR."""
+    parser = shared_parser(description)
+    parser.set_defaults(epochs=10)
+    parser.add_argument("params", nargs="+", type=params_file, metavar="PARAMS.npz",
+                        help="trained networks, one per seed: the k-th runs as seed --seed + k - 1")  # fmt: skip
+    widths = ", ".join(map(str, WEIGHT_BITS))
+    parser.add_argument("--bits", type=weight_bits, required=True, help=f"weight width: {widths}")
+    parser.add_argument(
+        "--lrs",
+        type=learning_rate_list,
+        default=FINE_TUNE_RATES,
+        help="comma-separated learning rates (default " + ",".join(map(str, FINE_TUNE_RATES)) + ")",
+    )
+    parser.add_argument("--save-params", dest="save_params_dir", type=folder, default=None, metavar="DIR",
+                        help="write each run's final parameters to DIR/lr_<rate>_seed_<seed>.npz")  # fmt: skip
+    return parser
+
+
+def quantize_parser(description: str = "Integer-only inference of trained networks.") -> argparse.ArgumentParser:
+    """experiments/quantize.py's flags."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("params", nargs="+", type=params_file, metavar="PARAMS.npz", help="trained float32 networks")
+    parser.add_argument("--bits", type=weight_bits_list, default=list(reversed(WEIGHT_BITS)),
+                        help="comma-separated weight widths (default 8,4,2,1)")  # fmt: skip
+    parser.add_argument("--fine-tuned", type=folder, nargs="*", default=[], metavar="DIR",
+                        help="output folders of experiments/finetune.py run on these networks")  # fmt: skip
+    parser.add_argument("--out", type=folder, default=Path("figures/quantize"), help="folder for quantize.json")
+    parser.add_argument("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
+    return parser
+
+
+def export_parser(description: str = "Writes a trained network as plain C99.") -> argparse.ArgumentParser:
+    """experiments/export_c.py's flags."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("params", type=params_file, metavar="PARAMS.npz", help="a trained network")
+    parser.add_argument("--bits", type=weight_bits, default=8, help="weight width (default 8)")
+    parser.add_argument("--out", type=folder, required=True, help="folder for the C files")
+    parser.add_argument("--check", action="store_true",
+                        help="compile it with cc; compare its predictions with the JAX integer path's")  # fmt: skip
+    parser.add_argument("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from (with --check)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
     return parser
 
 

@@ -104,8 +104,15 @@ def unstack(tree, lane: int):
     return jax.tree.map(lambda leaf: leaf[lane], tree)
 
 
-def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[int], padding: int = 0) -> LaneState:
-    """Lane i starts from seed seeds[i]'s parameters and shuffle key, at rate learning_rates[i].
+def init_lanes(
+    config: Config,
+    learning_rates: Sequence[float],
+    seeds: Sequence[int],
+    padding: int = 0,
+    start: mlp.Params | None = None,
+) -> LaneState:
+    """Lane i starts from seed seeds[i]'s parameters and shuffle key, at rate learning_rates[i]; with
+    `start` (lane-stacked params, (L, ...) leaves), from start's lane i instead, with the seed's key.
 
     `padding` more lanes (copies of the first, stopped from the start) fill the last device's share.
     """
@@ -115,6 +122,8 @@ def init_lanes(config: Config, learning_rates: Sequence[float], seeds: Sequence[
         params, key = init_lane(seed, config.architecture)
         per_seed[seed] = (params, jax.random.key_data(key))
     params, keys = stack([per_seed[seed] for seed in seeds])
+    if start is not None:
+        params = jax.tree.map(lambda leaf: jnp.concatenate([leaf, leaf[:1].repeat(padding, 0)]), start)
     num_lanes = len(seeds)
     no = jnp.zeros((num_lanes,), bool)
     optimizer = stack([init_optimizer(config, unstack(params, 0))] * num_lanes)
@@ -268,15 +277,17 @@ def fit(
     should_stop: Callable[[], bool] = lambda: False,
     resume: Progress | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    start: mlp.Params | None = None,
 ) -> tuple[LaneState, LaneHistory]:
     """Trains lane i at learning_rates[i] from seeds[i] for up to `epochs` epochs, evaluating after each;
     calls on_epoch(epoch, the epoch's record of every lane) and on_progress(where the run stands). Ends
     early when no lane is training any more, or when should_stop() turns true after an epoch. With
     `resume` (a Progress of the same lanes), goes on from its last epoch with its state and records, to
-    the numbers an uninterrupted run gives."""
+    the numbers an uninterrupted run gives. With `start` (lane-stacked params, (L, ...) leaves), the lanes
+    begin from those parameters instead of their seeds' initial ones (fine-tuning trained networks)."""
     num_lanes = len(seeds)
     padding = padded_lanes(num_lanes, config.devices) - num_lanes
-    initial = init_lanes(config, learning_rates, seeds, padding) if resume is None else resume.state
+    initial = init_lanes(config, learning_rates, seeds, padding, start) if resume is None else resume.state
     state = place(initial, config.devices, LANES)
     splits = place(splits, config.devices, REPLICATED)
     start = time.perf_counter()

@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fmlp.choices import ACTIVATIONS
+from fmlp import quantizers
+from fmlp.choices import ACTIVATIONS, WEIGHT_BITS
 from fmlp.io import atomic_path
 from fmlp.layers import (
     ACTIVATIONS as ACTIVATION_PAIRS,
@@ -45,6 +46,9 @@ class Architecture(NamedTuple):
 
     sizes: tuple[int, ...] = REFERENCE_SIZES
     activation: str = "sigmoid"
+    # Quantization-aware training: the forward pass runs on the weights rounded to this many bits
+    # (fmlp.quantizers, straight-through in the backward); None runs them as they are, in float32.
+    weight_bits: int | None = None
 
 
 REFERENCE = Architecture()
@@ -83,16 +87,29 @@ def _init(key: jax.Array, architecture: Architecture, dtype: jnp.dtype) -> Param
     return tuple(params)
 
 
+def weights_run(architecture: Architecture, params: Params) -> Params:
+    """The parameters the forward pass runs on: params themselves, or with every weight matrix on
+    architecture.weight_bits bits (`quantizers.straight_through`); biases stay float32."""
+    if architecture.weight_bits is None:
+        return params
+    return tuple(Dense(quantizers.straight_through(layer.w, architecture.weight_bits), layer.b) for layer in params)
+
+
 def forward_logits(architecture: Architecture, params: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
     """Runs the network up to the logits.
 
     images: (B, sizes[0]) -> logits (B, sizes[-1]) and the layer inputs (images, h1, ..., h_{L-1}).
     """
+    return _forward_logits(architecture, weights_run(architecture, params), images)
+
+
+def _forward_logits(architecture: Architecture, run: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
+    """`forward_logits` on the parameters as they run (`weights_run`)."""
     activate, _ = ACTIVATION_PAIRS[architecture.activation]
     layer_inputs = [images]
-    for layer in params[:-1]:
+    for layer in run[:-1]:
         layer_inputs.append(activate(dense_forward(layer, layer_inputs[-1])))
-    return dense_forward(params[-1], layer_inputs[-1]), tuple(layer_inputs)
+    return dense_forward(run[-1], layer_inputs[-1]), tuple(layer_inputs)
 
 
 def forward(architecture: Architecture, params: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
@@ -106,18 +123,25 @@ def backward(architecture: Architecture, params: Params, activations: Activation
     """Gradients of the mean cross-entropy with respect to params, by the chain rule layer by layer.
 
     activations: as returned by `forward`; labels: (B,) int. Returns the same pytree as params.
-    The gradient with respect to the images is never formed: training does not need it.
+    The gradient with respect to the images is never formed: training does not need it. With
+    weight_bits, these are the gradients with respect to the rounded weights, which the
+    straight-through estimator hands to params unchanged.
     """
+    return _backward(architecture, weights_run(architecture, params), activations, labels)
+
+
+def _backward(architecture: Architecture, run: Params, activations: Activations, labels: jax.Array) -> Params:
+    """`backward` from the parameters as they ran (`weights_run`)."""
     _, step_back = ACTIVATION_PAIRS[architecture.activation]
     *layer_inputs, probs = activations
     delta = softmax_cross_entropy_backward(probs, labels)  # dL/dz of the last layer, (B, C)
     grads = []
-    for layer_index in reversed(range(len(params))):
+    for layer_index in reversed(range(len(run))):
         layer_input = layer_inputs[layer_index]
         grads.append(dense_param_grads(layer_input, delta))
         if layer_index > 0:
             # layer_input is the activation's output of the layer below; step delta back through it.
-            delta = step_back(layer_input, dense_input_grad(params[layer_index], delta))
+            delta = step_back(layer_input, dense_input_grad(run[layer_index], delta))
     return tuple(reversed(grads))
 
 
@@ -133,9 +157,10 @@ def loss_grads_and_probs(
     architecture: Architecture, params: Params, images: jax.Array, labels: jax.Array
 ) -> tuple[jax.Array, Params, jax.Array]:
     """`loss_and_grads` that also returns the probabilities (B, C) of the same forward pass."""
-    logits, layer_inputs = forward_logits(architecture, params, images)
+    run = weights_run(architecture, params)  # rounded once for the forward and the backward pass
+    logits, layer_inputs = _forward_logits(architecture, run, images)
     loss, probs = softmax_cross_entropy(logits, labels)
-    return loss, backward(architecture, params, layer_inputs + (probs,), labels), probs
+    return loss, _backward(architecture, run, layer_inputs + (probs,), labels), probs
 
 
 FORMAT = 2  # of saved networks: 1 held bare arrays (a sigmoid network), 2 adds "architecture" and "format"
@@ -156,7 +181,11 @@ def save(path: str | os.PathLike, params: Params, architecture: Architecture) ->
     for index, layer in enumerate(params):
         arrays[f"w{index}"] = np.asarray(layer.w)
         arrays[f"b{index}"] = np.asarray(layer.b)
-    description = {"sizes": list(architecture.sizes), "activation": architecture.activation}
+    description = {
+        "sizes": list(architecture.sizes),
+        "activation": architecture.activation,
+        "weight_bits": architecture.weight_bits,
+    }
     arrays["architecture"] = np.frombuffer(json.dumps(description).encode(), np.uint8)
     arrays["format"] = np.array(FORMAT)
     with atomic_path(path) as temp_path, open(temp_path, "wb") as file:
@@ -233,8 +262,12 @@ def _architecture(path: str | os.PathLike, arrays: dict, params: Params) -> Arch
     try:
         description = json.loads(arrays["architecture"].astype(np.uint8).tobytes())
         saved = Architecture(tuple(int(size) for size in description["sizes"]), str(description["activation"]))
-    except (ValueError, TypeError, KeyError) as error:
+        bits = description.get("weight_bits")  # written since quantization-aware training
+        saved = saved._replace(weight_bits=None if bits is None else int(bits))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise ValueError(f"{path}: its architecture entry is not the JSON that save writes ({error})") from None
+    if saved.weight_bits not in (None, *WEIGHT_BITS):
+        raise ValueError(f"{path}: weight_bits {saved.weight_bits}, not one of {', '.join(map(str, WEIGHT_BITS))}")
     if saved.activation not in ACTIVATIONS:
         raise ValueError(f"{path}: activation {saved.activation!r}, not one of {', '.join(ACTIVATIONS)}")
     if saved.sizes != sizes:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from fmlp.data.cache import default_cache_dir, read_cache, write_cache
 from fmlp.data.core import IDX_HINT, MEAN, MNIST, STD, DataError, normalize
-from fmlp.data.idx import IDX_FILES, idx_files_present, load_idx, read_idx
+from fmlp.data.idx import IDX_FILES, idx_files_present, load_idx, read_idx, write_idx
 from fmlp.data.mirror import (
     DOWNLOAD_TIMEOUT_SECONDS,
     MIRROR_MEMBER,
@@ -28,6 +28,7 @@ __all__ = [
     "DOWNLOAD_TIMEOUT_SECONDS", "IDX_FILES", "IDX_HINT", "MEAN", "MIRROR_MEMBER", "MIRROR_SHA256", "MIRROR_WHEEL",
     "MNIST", "SOURCES", "STD", "DataError", "Origin", "default_cache_dir", "load", "load_auto", "load_idx",
     "load_mirror", "load_mnist", "load_tfds", "mnist_from_wheel", "normalize", "read_cache", "read_idx", "write_cache",
+    "write_idx",
 ]  # fmt: skip
 
 

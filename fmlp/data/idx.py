@@ -72,3 +72,10 @@ def load_idx(data_dir: str | os.PathLike) -> MNIST:
                 f"{directory / IDX_FILES[f'{split}_labels']} holds {labels.shape[0]} labels"
             )
     return check(MNIST(**arrays), f"idx ({directory})")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Writes a uint8 array (N,) or (N, 28, 28) as an IDX file: magic 0x0800 + ndim, then each
+    dimension as a big-endian uint32, then the bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    Path(path).write_bytes(header + np.ascontiguousarray(array, np.uint8).tobytes())

@@ -1,0 +1,55 @@
+"""Fine-tunes trained networks with their weights quantized in the forward pass (straight-through in
+the hand-written backward, float32 shadow weights), every rate with every network as one lane program.
+
+python experiments/finetune.py figures/params/quantize/lr_1_seed_{1,2,3,4,5}.npz --bits 2 --validation 10000 \\
+    --out figures/quantize/finetune_2bit --save-params figures/params/quantize/finetune_2bit
+"""
+
+import sys
+
+from fmlp import flags
+
+
+def main() -> None:
+    parser = flags.finetune_parser(__doc__.splitlines()[0])
+    parser.set_defaults(hidden=None, activation=None)
+    args = parser.parse_args()
+    for flag in ("hidden", "activation"):
+        if getattr(args, flag) is not None:
+            parser.error(f"argument --{flag}: the network's shape comes from the params files")
+    flags.check_args(parser, args)
+    if args.save_params_dir is not None and (problem := flags.can_create_folder(args.save_params_dir)):
+        parser.error(f"argument --save-params: {problem}")
+
+    # Imported only now, so that --help and refused flags answer without loading JAX.
+    from fmlp import experiment, lanes, mlp
+
+    try:
+        networks = [mlp.load(path) for path in args.params]
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    first = networks[0].architecture
+    for path, network in zip(args.params, networks):
+        if network.architecture._replace(weight_bits=None) != first._replace(weight_bits=None):
+            sys.exit(f"error: {path}: a {network.architecture.sizes} {network.architecture.activation} network, "
+                     f"unlike {args.params[0]} ({first.sizes} {first.activation})")  # fmt: skip
+    args.hidden, args.activation = list(first.sizes[1:-1]), first.activation
+    if first.sizes[0] != 784 or first.sizes[-1] != 10:
+        sys.exit(f"error: {args.params[0]}: sizes {list(first.sizes)}; MNIST needs 784 inputs and 10 classes")
+    args.params = [str(path) for path in args.params]
+
+    plan = experiment.finetune_plan(vars(args), lanes.stack([network.params for network in networks]))
+
+    def save_params(state):
+        if args.save_params_dir is None:
+            return {}
+        return {
+            args.save_params_dir / f"lr_{flags.rate_name(rate)}_seed_{seed}.npz": lanes.final_params(state, lane)
+            for lane, (rate, seed) in enumerate(zip(plan.learning_rates, plan.seeds))
+        }
+
+    experiment.run(args, plan, save_params)
+
+
+if __name__ == "__main__":
+    main()
