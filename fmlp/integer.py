@@ -124,15 +124,18 @@ def from_float(architecture: mlp.Architecture, params: mlp.Params, bits: int) ->
 
 
 def reference_logits(network: IntegerNetwork, pixels: np.ndarray) -> np.ndarray:
-    """The integer formulas in plain NumPy (int64 throughout). pixels (N, 784) uint8 -> logits (N, C) int32."""
-    codes = pixels.astype(np.int64)
+    """The integer formulas in plain NumPy. pixels (N, 784) uint8 -> logits (N, C) int32.
+
+    The accumulators are int32 (`integer_layer` proved they fit), the requantization int64.
+    """
+    codes = pixels.astype(np.int32)
     for index, layer in enumerate(network.layers):
-        accumulator = codes @ layer.codes.astype(np.int64) + layer.bias
+        accumulator = (codes @ layer.codes.astype(np.int32) + layer.bias).astype(np.int64)
         shift = layer.shift.astype(np.int64)
         y = (accumulator * layer.multiplier.astype(np.int64) + (np.int64(1) << (shift - 1))) >> shift
         if index == len(network.layers) - 1:
             return y.astype(np.int32)
-        codes = network.table[np.clip(y + TABLE_SIZE // 2, 0, TABLE_SIZE - 1)].astype(np.int64)
+        codes = network.table[np.clip(y + TABLE_SIZE // 2, 0, TABLE_SIZE - 1)].astype(np.int32)
     raise AssertionError("a network has at least one layer")
 
 

@@ -38,7 +38,13 @@ def environment() -> dict:
 
 def flag_values(args: argparse.Namespace) -> dict:
     """Every flag's value, JSON-ready."""
-    return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+
+    def ready(value):
+        if isinstance(value, list):
+            return [ready(item) for item in value]
+        return str(value) if isinstance(value, Path) else value
+
+    return {key: ready(value) for key, value in vars(args).items()}
 
 
 NO_FINAL = {"epoch": None, "test_loss": None, "test_accuracy": None}

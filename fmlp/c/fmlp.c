@@ -13,16 +13,29 @@
 #define PER_BYTE (8 / FMLP_WEIGHT_BITS)
 #define FIELD_MASK ((1u << FMLP_WEIGHT_BITS) - 1u)
 
-/* Code i of a unit's packed row: the sign (+1 / -1) at one bit, else a two's-complement field. */
-static int32_t code_at(const uint8_t *row, int i)
+/* The code a field stands for: the sign (+1 / -1) at one bit, else the field's two's complement. */
+static int32_t decode(unsigned field)
 {
-    unsigned field = ((unsigned)row[i / PER_BYTE] >> ((i % PER_BYTE) * FMLP_WEIGHT_BITS)) & FIELD_MASK;
 #if FMLP_WEIGHT_BITS == 1
     return (int32_t)field * 2 - 1;
 #else
-    unsigned half = 1u << (FMLP_WEIGHT_BITS - 1);
-    return (int32_t)(field ^ half) - (int32_t)half;
+    return (int32_t)(field ^ (1u << (FMLP_WEIGHT_BITS - 1))) - (int32_t)(1u << (FMLP_WEIGHT_BITS - 1));
 #endif
+}
+
+/* sum_i in[i] * code_i over a unit's packed row: whole bytes first, then the codes of a last part-byte. */
+static int32_t dot(const uint8_t *in, const uint8_t *row, int inputs)
+{
+    int32_t sum = 0;
+    int i, k, whole = inputs / PER_BYTE;
+    for (i = 0; i < whole; i++) {
+        unsigned byte = row[i];
+        for (k = 0; k < PER_BYTE; k++)
+            sum += (int32_t)in[i * PER_BYTE + k] * decode((byte >> (k * FMLP_WEIGHT_BITS)) & FIELD_MASK);
+    }
+    for (k = 0; k < inputs - whole * PER_BYTE; k++)
+        sum += (int32_t)in[whole * PER_BYTE + k] * decode((row[whole] >> (k * FMLP_WEIGHT_BITS)) & FIELD_MASK);
+    return sum;
 }
 
 /* floor((acc * multiplier + 2^(shift-1)) / 2^shift), without relying on >> of a negative number. */
@@ -43,7 +56,7 @@ int fmlp_predict(const uint8_t pixels[FMLP_PIXELS])
     uint8_t hidden[2][FMLP_WIDEST_HIDDEN];
     int32_t logits[FMLP_CLASSES];
     const uint8_t *in = pixels;
-    int layer, unit, i, best = 0;
+    int layer, unit, best = 0;
 
     for (layer = 0; layer < FMLP_LAYERS; layer++) {
         const struct fmlp_layer *l = &fmlp_layers[layer];
@@ -51,11 +64,7 @@ int fmlp_predict(const uint8_t pixels[FMLP_PIXELS])
         uint8_t *out = hidden[layer % 2];
         for (unit = 0; unit < l->outputs; unit++) {
             const uint8_t *row = l->codes + (long)unit * row_bytes;
-            int32_t acc = l->bias[unit];
-            int64_t y;
-            for (i = 0; i < l->inputs; i++)
-                acc += (int32_t)in[i] * code_at(row, i);
-            y = requantize(acc, l->multiplier[unit], l->shift[unit]);
+            int64_t y = requantize(l->bias[unit] + dot(in, row, l->inputs), l->multiplier[unit], l->shift[unit]);
             if (layer == FMLP_LAYERS - 1)
                 logits[unit] = (int32_t)y;
             else

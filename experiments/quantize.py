@@ -1,0 +1,93 @@
+"""Integer-only inference of trained networks: float32 against integer test accuracy at each weight
+width, after training (post-training quantization) and after quantization-aware fine-tuning.
+
+python experiments/quantize.py figures/params/quantize/lr_1_seed_{1,2,3,4,5}.npz --bits 8,4,2,1 \\
+    --fine-tuned figures/quantize/finetune_2bit figures/quantize/finetune_1bit --out figures/quantize
+"""
+
+import sys
+import time
+
+from fmlp import flags, interrupts
+
+
+def main() -> None:
+    started = time.perf_counter()
+    parser = flags.quantize_parser(__doc__.splitlines()[0])
+    args = parser.parse_args()
+    if problem := flags.can_create_folder(args.out):
+        parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
+
+    # Imported only now, so that --help and refused flags answer without loading JAX.
+    from fmlp import data, integer, mlp, outputs, plots, quantize_study
+
+    try:
+        networks = [mlp.load(path) for path in args.params]
+        for path, network in zip(args.params, networks):
+            if network.architecture.activation != "sigmoid" or network.architecture.sizes[0] != integer.PIXELS:
+                raise ValueError(f"{path}: a {network.architecture.activation} network of sizes "
+                                 f"{list(network.architecture.sizes)}; integer inference takes 784-input sigmoid "
+                                 "networks")  # fmt: skip
+        tuned = [quantize_study.fine_tuned(folder, args.params) for folder in args.fine_tuned]
+        tuned_networks = [[mlp.load(path) for path in run.paths] for run in tuned]
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    try:
+        mnist, origin = data.load(args.data_source, args.data_dir)
+    except data.DataError as error:
+        sys.exit(f"error: {error}")
+    pixels, labels = mnist.test_images.reshape(-1, integer.PIXELS), mnist.test_labels
+
+    references = [quantize_study.float_classes(network, pixels) for network in networks]
+    float_accuracies = [float((reference == labels).mean()) for reference in references]
+    records = []
+    for path, network, reference, accuracy in zip(args.params, networks, references, float_accuracies):
+        rows = [quantize_study.measure(network, bits, pixels, labels, reference) for bits in args.bits]
+        records.append({"params": str(path), "float32_test_accuracy": accuracy, "post_training": rows})
+    fine_tuned = []
+    for run, run_networks in zip(tuned, tuned_networks):
+        rows = [
+            quantize_study.measure(network, run.bits, pixels, labels, reference) | {"params": str(path)}
+            for path, network, reference in zip(run.paths, run_networks, references)
+        ]
+        fine_tuned.append({"bits": run.bits, "learning_rate": run.learning_rate, "networks": rows})
+    if not all(row["numpy_equals_jax"] for record in records for row in record["post_training"]) or not all(
+        row["numpy_equals_jax"] for run in fine_tuned for row in run["networks"]
+    ):
+        sys.exit("error: the NumPy reference and the JAX integer program disagree; nothing written")
+
+    summary = {
+        "post_training": [
+            {"bits": bits} | quantize_study.summary([r["post_training"][i] for r in records], float_accuracies)
+            for i, bits in enumerate(args.bits)
+        ],
+        "fine_tuned": [
+            {"bits": run["bits"], "learning_rate": run["learning_rate"]}
+            | quantize_study.summary(run["networks"], float_accuracies)
+            for run in fine_tuned
+        ],
+    }
+    document = {
+        "config": outputs.flag_values(args),
+        "environment": outputs.environment(),
+        "data": origin._asdict(),
+        "float32": {"test_accuracy": quantize_study.stats.summarize(float_accuracies)},
+        "networks": records,
+        "fine_tuned": fine_tuned,
+        "summary": summary,
+        "summary_interval": quantize_study.stats.INTERVAL,
+        "seconds": {"total": time.perf_counter() - started},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    plots.save_png(quantize_study.bits_figure(document), args.out / "quantize_bits.png")
+    outputs.write_json(args.out / "quantize.json", document)
+    for key in ("post_training", "fine_tuned"):
+        for row in summary[key]:
+            accuracy, difference = row["test_accuracy"], row["difference_points"]
+            print(f"{key.replace('_', '-')} {row['bits']}-bit: {accuracy['mean']:.2%} "
+                  f"({difference['mean']:+.2f} points against float32)")  # fmt: skip
+    print(f"float32: {document['float32']['test_accuracy']['mean']:.2%}; wrote {args.out / 'quantize.json'}")
+
+
+if __name__ == "__main__":
+    interrupts.main_or_exit(main, "interrupted; nothing written")
