@@ -43,7 +43,9 @@ def main() -> None:
     records = []
     for path, network, reference, accuracy in zip(args.params, networks, references, float_accuracies):
         rows = [quantize_study.measure(network, bits, pixels, labels, reference) for bits in args.bits]
-        records.append({"params": str(path), "float32_test_accuracy": accuracy, "post_training": rows})
+        parameters = sum(layer.w.size + layer.b.size for layer in network.params)
+        records.append({"params": str(path), "parameters": parameters, "float32_test_accuracy": accuracy,
+                        "post_training": rows})  # fmt: skip
     fine_tuned = []
     for run, run_networks in zip(tuned, tuned_networks):
         rows = [

@@ -221,8 +221,9 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     each = memory.bytes_per_lane(training)
     fit = memory.lanes_that_fit(training, available)
     flag = "--seeds" if getattr(args, "seeds", 1) > 1 else "--lrs"
-    print(f"error: argument {flag}: {num_lanes} runs need about {num_lanes * each / 2**30:.1f} GiB "
-          f"({each / 2**20:.1f} MiB each), more than the {available / 2**30:.1f} GiB available; "
+    needed = memory.bytes_needed(training, num_lanes)
+    print(f"error: argument {flag}: {num_lanes} runs need about {needed / 2**30:.1f} GiB "
+          f"({each / 2**20:.1f} MiB each and their evaluation), more than the {available / 2**30:.1f} GiB available; "
           f"at most {fit} runs fit", file=sys.stderr)  # fmt: skip
     sys.exit(2)
 

@@ -262,7 +262,7 @@ def params_file(value: str) -> Path:
     return path
 
 
-FINE_TUNE_RATES = [0.1, 0.03, 0.01]
+FINE_TUNE_RATES = [0.3, 0.1, 0.03]
 
 
 def finetune_parser(description: str = "Fine-tunes networks with quantized weights.") -> argparse.ArgumentParser:

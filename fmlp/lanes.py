@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fmlp import mlp
+from fmlp import memory, mlp
 from fmlp.distributed import LANES, REPLICATED, any_process, over_devices, padded_lanes, place, to_host
 from fmlp.splits import Splits
 from fmlp.train import Config, EpochMetrics, evaluate, init_lane, init_optimizer, lane_epoch
@@ -212,12 +212,21 @@ def train_epoch(
 
 
 def _evaluate_all(config: Config, params: mlp.Params, images: jax.Array, labels: jax.Array):
-    """`train.evaluate` for every lane at once -> loss (L,), accuracy (L,).
+    """`train.evaluate` for every lane -> loss (L,), accuracy (L,), in groups of config.eval_group
+    lanes (by default `memory.evaluation_group`), so that the activations held at once do not grow with L.
 
-    All lanes share the images, so under vmap the first layer is one wide product over all lanes.
+    The lanes of a group share the images, so under vmap the first layer is one wide product over the
+    group. A run of at most one group's lanes is one vmap: its numbers are those of every earlier
+    version; smaller groups change losses only within float32 rounding, accuracies not at all.
     """
     evaluate_lane = partial(evaluate, config.architecture, chunk_size=config.eval_chunk)
-    local_lanes = jax.vmap(evaluate_lane, in_axes=(0, None, None))
+    group = config.eval_group or memory.evaluation_group(config)
+
+    def local_lanes(params, images, labels):
+        if jax.tree.leaves(params)[0].shape[0] <= group:
+            return jax.vmap(evaluate_lane, in_axes=(0, None, None))(params, images, labels)
+        return jax.lax.map(lambda lane: evaluate_lane(lane, images, labels), params, batch_size=group)
+
     return over_devices(local_lanes, config.devices, (LANES, REPLICATED, REPLICATED), LANES)(params, images, labels)
 
 

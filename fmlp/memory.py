@@ -1,9 +1,10 @@
 """How much memory a lane program needs, estimated before it starts, against what the device has.
 
 Per lane the program keeps its parameters, its optimizer state (optax's slots: one for momentum and
-RMSProp, two for Adam) and with early stopping its best parameters, all float32, and while it evaluates
-every lane at once it holds each lane's pre-activations and activations of one evaluation chunk. The data, the compiled
-programs and one group's training step are shared by all lanes and are left to the margin.
+RMSProp, two for Adam) and with early stopping its best parameters, all float32. Evaluation holds the
+pre-activations and activations of one evaluation chunk for each lane of one evaluation group, so its
+share is bounded by EVALUATION_BUDGET whatever the lane count. The data, the compiled programs and one
+group's training step are shared by all lanes and are left to the margin.
 """
 
 import jax
@@ -13,6 +14,9 @@ from fmlp.train import Config
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2, "rmsprop": 1}
 BYTES = 4  # float32
 USABLE_SHARE = 0.8  # of the memory available: the rest is for data, programs, the runtime
+# Activations evaluation may hold at once: about 50 reference lanes, so sweeps of up to 50 lanes are
+# evaluated as one vmap (their committed numbers), and larger ones in groups with flat memory.
+EVALUATION_BUDGET = 512 * 2**20
 
 
 def parameter_count(sizes: tuple[int, ...]) -> int:
@@ -21,11 +25,26 @@ def parameter_count(sizes: tuple[int, ...]) -> int:
 
 
 def bytes_per_lane(config: Config) -> int:
-    """The state and the evaluation activations of one lane, in bytes."""
+    """The state of one lane (parameters, optimizer slots, best parameters), in bytes."""
     copies = 1 + OPTIMIZER_SLOTS[config.optimizer] + (config.patience is not None)
-    sizes = config.architecture.sizes
-    activations = 2 * config.eval_chunk * sum(sizes[1:])  # z and its activation, alive together
-    return BYTES * (copies * parameter_count(sizes) + activations)
+    return BYTES * copies * parameter_count(config.architecture.sizes)
+
+
+def evaluation_bytes_per_lane(config: Config) -> int:
+    """One lane's activations while it is evaluated: z and its activation of every layer, for one chunk."""
+    return BYTES * 2 * config.eval_chunk * sum(config.architecture.sizes[1:])
+
+
+def evaluation_group(config: Config) -> int:
+    """Lanes evaluated together (one vmap), the groups one after another: as many as EVALUATION_BUDGET holds."""
+    return max(1, EVALUATION_BUDGET // evaluation_bytes_per_lane(config))
+
+
+def bytes_needed(config: Config, num_lanes: int) -> int:
+    """The lanes' state and one evaluation group's activations, in bytes (over all devices)."""
+    return num_lanes * bytes_per_lane(config) + min(num_lanes, evaluation_group(config)) * evaluation_bytes_per_lane(
+        config
+    )
 
 
 def available_bytes() -> int | None:
@@ -47,4 +66,5 @@ def available_bytes() -> int | None:
 
 def lanes_that_fit(config: Config, available: int) -> int:
     """How many lanes fit in USABLE_SHARE of `available` bytes (over all devices the lanes are split over)."""
-    return int(USABLE_SHARE * available * config.devices // bytes_per_lane(config))
+    room = USABLE_SHARE * available * config.devices - evaluation_group(config) * evaluation_bytes_per_lane(config)
+    return max(0, int(room // bytes_per_lane(config)))

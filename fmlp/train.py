@@ -32,6 +32,7 @@ class Config(NamedTuple):
     optimizer: str = "sgd"  # one of OPTIMIZERS: our own SGD, or an optax transformation
     momentum: float | None = None  # of "momentum" and "nesterov"
     eval_chunk: int = EVAL_CHUNK  # rows per evaluation product, so memory stays flat
+    eval_group: int | None = None  # lanes evaluated together; None: as many as fmlp.memory's budget holds
 
 
 class EpochMetrics(NamedTuple):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import lanes, layers, mlp, splits, train
+from fmlp import lanes, layers, memory, mlp, splits, train
 from fmlp.data import MNIST
 
 SIZES = (20, 16, 12, 5)
@@ -206,3 +206,15 @@ def test_a_new_activation_is_one_entry_of_the_table_and_reaches_the_compiled_ste
     _, sigmoid = lanes.fit(CONFIG, problem, learning_rates=[0.2], seeds=[9], epochs=1)
     assert {shape[-1] for shape in traced} == set(SIZES[1:-1])  # both hidden layers, in training and evaluation
     assert history.records[0][0].test_accuracy != sigmoid.records[0][0].test_accuracy
+
+
+def test_evaluating_a_35_lane_grid_in_groups_changes_no_accuracy_and_losses_only_by_rounding(problem):
+    rates, seeds = lanes.grid([1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001], [1, 2, 3, 4, 5])
+    assert memory.evaluation_group(CONFIG) >= 35  # by default the grid is one vmap, as it always was
+    together = lanes.fit(CONFIG, problem, learning_rates=rates, seeds=seeds, epochs=2)[1]
+    grouped = lanes.fit(CONFIG._replace(eval_group=4), problem, learning_rates=rates, seeds=seeds, epochs=2)[1]
+    for ours, theirs in zip(together.records, grouped.records):
+        for a, b in zip(ours, theirs):
+            assert (a.train_loss, a.train_accuracy) == (b.train_loss, b.train_accuracy)
+            assert (a.val_accuracy, a.test_accuracy) == (b.val_accuracy, b.test_accuracy)
+            np.testing.assert_allclose([a.val_loss, a.test_loss], [b.val_loss, b.test_loss], rtol=1e-6)

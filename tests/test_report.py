@@ -1,6 +1,7 @@
 """The hand-in PDF: built from small end-to-end results and from the committed ones, read back with
 pypdf; numbers of the prose checked against the results; commands rebuilt from recorded flags; bad input."""
 
+import argparse
 import json
 import shlex
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fmlp import flags
+from fmlp import flags, outputs
 from fmlp.report import commands, content, numbers
 
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
@@ -121,7 +122,12 @@ def _parsed(parser, command: str) -> dict:
     args = parser.parse_args(words[2:])
     if getattr(args, "optimizer", None) in ("momentum", "nesterov") and args.momentum is None:  # as check_args does
         args.momentum = 0.9
-    return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
+    return outputs.flag_values(args)
+
+
+def _defaults(parser) -> dict:
+    """Every flag's default, as a JSON records it (the parser may require some flags)."""
+    return outputs.flag_values(argparse.Namespace(**{a.dest: a.default for a in parser._actions if a.dest != "help"}))
 
 
 def test_the_appendix_commands_reproduce_each_committed_results_flags_exactly():
@@ -136,7 +142,7 @@ def test_the_appendix_commands_reproduce_each_committed_results_flags_exactly():
         assert command in lines
         recorded = document["config"]
         checked += 1
-        assert _parsed(parser(), command) == vars(parser().parse_args([])) | recorded, name
+        assert _parsed(parser(), command) == _defaults(parser()) | recorded, name
         assert all(len(line) <= commands.LINE_WIDTH for line in command.splitlines())
     assert checked >= 7  # baseline, sweep, gradient check, five seeds, four optimizers
     assert shlex.split(lines[-1])[-3:] == ["Zoë O'Neil", "--present", "reading"]

@@ -13,6 +13,8 @@ PARSERS = {
     "baseline.json": ("experiments/baseline.py", flags.baseline_parser),
     "lr_sweep.json": ("experiments/lr_sweep.py", flags.sweep_parser),
     "gradcheck.json": ("experiments/gradcheck.py", flags.gradcheck_parser),
+    "finetune.json": ("experiments/finetune.py", flags.finetune_parser),
+    "quantize.json": ("experiments/quantize.py", flags.quantize_parser),
 }
 LINE_WIDTH = 96  # characters of a command line in the appendix before it continues with a backslash
 
@@ -25,10 +27,14 @@ def _flag_text(value) -> str:
 
 
 def command_words(parser: argparse.ArgumentParser, script: str, config: dict) -> list[str]:
-    """The command that gives `config`, a JSON's recorded flags: the script and every flag whose value
-    differs from the parser's default, each flag beside its value."""
+    """The command that gives `config`, a JSON's recorded flags: the script, its positional arguments, and
+    every flag whose value differs from the parser's default, each flag beside its value."""
     words = ["python", script]
     for action in parser._actions:  # argparse lists its flags nowhere else
+        if not action.option_strings and action.dest in config:
+            values = config[action.dest]
+            words += [shlex.quote(str(value)) for value in (values if isinstance(values, list) else [values])]
+    for action in parser._actions:
         if not action.option_strings or action.dest not in config:
             continue
         default = str(action.default) if isinstance(action.default, Path) else action.default
@@ -36,9 +42,12 @@ def command_words(parser: argparse.ArgumentParser, script: str, config: dict) ->
         if value == default:
             continue
         flag = action.option_strings[-1]
-        words.append(
-            flag if isinstance(action, argparse._StoreTrueAction) else f"{flag} {shlex.quote(_flag_text(value))}"
-        )
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(flag)
+        elif action.nargs in ("*", "+"):  # one word per value, as the shell passes them
+            words.append(" ".join([flag, *(shlex.quote(_flag_text(item)) for item in value)]))
+        else:
+            words.append(f"{flag} {shlex.quote(_flag_text(value))}")
     return words
 
 

@@ -54,7 +54,15 @@ OPTIONAL = (
     }
     | {
         "activations/diagnose/diagnose.json": "python experiments/diagnose.py figures/params/activations/*.npz "
-        "--out figures/activations/diagnose"
+        "--out figures/activations/diagnose",
+        "quantize/float/lr_sweep.json": "python experiments/lr_sweep.py --lrs 1 --seeds 5 --validation 10000 "
+        "--out figures/quantize/float --save-params figures/params/quantize",
+        "quantize/finetune_2bit/finetune.json": "python experiments/finetune.py "
+        "figures/params/quantize/lr_1_seed_*.npz --bits 2 --validation 10000 --out figures/quantize/finetune_2bit",
+        "quantize/finetune_1bit/finetune.json": "python experiments/finetune.py "
+        "figures/params/quantize/lr_1_seed_*.npz --bits 1 --validation 10000 --out figures/quantize/finetune_1bit",
+        "quantize/quantize.json": "python experiments/quantize.py figures/params/quantize/lr_1_seed_*.npz "
+        "--fine-tuned figures/quantize/finetune_2bit figures/quantize/finetune_1bit --out figures/quantize",
     }
 )
 PRESENTABLE = {"reading": "2.1 Review of the cuDNN paper", "from-scratch": "2.2 The MLP from scratch"}
@@ -254,6 +262,14 @@ def check_result(path: Path, document: dict) -> None:
             )
         return
     if "machine" in document:  # a benchmark
+        return
+    if path.name == "quantize.json":
+        _expect(path, "summary", document.get("summary"), (dict,), "an object")
+        for key in ("post_training", "fine_tuned"):
+            _expect(path, f"summary.{key}", document["summary"].get(key), (list,), "an array")
+        _expect(path, "networks", document.get("networks"), (list,), "an array of networks")
+        if not document["networks"]:
+            raise ValueError(f"{path}: networks is empty: nothing to report")
         return
     for key, kind in (("config", dict), ("environment", dict), ("runs", list), ("summary", list)):
         _expect(path, key, document.get(key), (kind,), f"a JSON {'object' if kind is dict else 'array'}")

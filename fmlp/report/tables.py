@@ -259,6 +259,48 @@ def gradcheck_table(results: dict) -> str:
     )
 
 
+QUANTIZE_TARGETS = {8: ("post-training", 0.05), 4: ("post-training", 0.1), 2: ("fine-tuned", 0.3),
+                    1: ("fine-tuned", 0.6)}  # fmt: skip
+
+
+def _points(summary: dict) -> str:
+    """A difference in points, mean and 95% interval: "−0.28 (−0.35 to −0.21)"."""
+    mean, interval = summary["mean"], summary["ci95"]
+    if mean is None:
+        return "–"
+    text = f"{mean:+.2f}" + (f" ({interval[0]:+.2f} to {interval[1]:+.2f})" if interval else "")
+    return text.replace("-", "−")
+
+
+def quantize_table(results: dict) -> str:
+    """Per weight width: flash bytes of the weights, the integer-only test accuracy after training and
+    after quantization-aware fine-tuning (mean over seeds, and the difference from each seed's float32
+    network in points with its 95% interval), and the target."""
+    document = results["quantize/quantize.json"]
+    summary = document["summary"]
+    tuned = {row["bits"]: row for row in summary["fine_tuned"]}
+    flash = {row["bits"]: row["footprint"]["flash_weights"] for row in document["networks"][0]["post_training"]}
+    float32 = document["float32"]["test_accuracy"]
+    rows = [
+        "| weights | flash of the weights | post-training accuracy | against float32 (points) | fine-tuned accuracy "
+        "| against float32 (points) | target (points) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| float32 | {4 * document['networks'][0]['parameters']:,} B | {percent(float32['mean'])} "
+        f"({_interval(float32['ci95'])}) | | | | |",
+    ]
+    for row in summary["post_training"]:
+        bits, fine = row["bits"], tuned.get(row["bits"])
+        when, target = QUANTIZE_TARGETS.get(bits, ("", None))
+        rows.append(
+            f"| {bits} bit{'s' * (bits > 1)} | {flash[bits]:,} B | {percent(row['test_accuracy']['mean'])} | "
+            f"{_points(row['difference_points'])} | {percent(fine['test_accuracy']['mean']) if fine else '–'} | "
+            f"{_points(fine['difference_points']) if fine else '–'} | "
+            + (f"within {target:g}, {when}" if target is not None else "")
+            + " |"
+        )
+    return "\n".join(rows)
+
+
 def speed_table(results: dict) -> str:
     """The benchmark's main ratios, measured on each machine in one run (docs/benchmark_*.json)."""
     rows = [
@@ -292,6 +334,7 @@ TABLES = {
     "gradcheck": gradcheck_table,
     "activations": activations_table,
     "speed": speed_table,
+    "quantize": quantize_table,
 }
 CAPTIONS = {
     "baseline_epochs": "The baseline's test accuracy and loss at a few epochs.",
@@ -307,5 +350,7 @@ CAPTIONS = {
     "float64) against two references.",
     "activations": "Sigmoid, tanh and relu under one protocol: seeds 1 to 3, the 10,000-image validation split, "
     "30 epochs; the final test accuracy by rate and the choice on validation.",
+    "quantize": "Integer-only inference (8-bit activations, integer weights of each width), five seeds: test "
+    "accuracy after training and after quantization-aware fine-tuning, against each seed's float32 network.",
     "speed": "Speed, each machine against its own matmul ceiling in one run (python experiments/benchmark.py).",
 }
