@@ -4,7 +4,7 @@ python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed
 python experiments/baseline.py --epochs 3 --train-limit 5000 --out quick-run
 """
 
-from fmlp import flags
+from fmlp import flags, interrupts
 
 
 def main() -> None:
@@ -24,4 +24,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # A signal before training starts (while JAX loads) ends the script with one line too.
+    interrupts.main_or_exit(main, "interrupted before anything was finished; nothing written")

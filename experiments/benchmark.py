@@ -206,6 +206,12 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 def script_run(script: str, *flags: str) -> tuple[float, float]:
     """Runs an experiment script (data from the cache) in a child; returns (seconds, peak RSS in MB)."""
+    seconds, peak_mb, _ = script_document(script, *flags)
+    return seconds, peak_mb
+
+
+def script_document(script: str, *flags: str) -> tuple[float, float, dict]:
+    """`script_run`, and the seconds its JSON recorded (data, compile, train, eval, total)."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = subprocess.run(
@@ -214,7 +220,61 @@ def script_run(script: str, *flags: str) -> tuple[float, float]:
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         seconds = time.perf_counter() - start
-    return seconds, float(result.stdout.strip().splitlines()[-1])
+        recorded = json.loads(next(Path(out).glob("*.json")).read_text())["seconds"]
+    return seconds, float(result.stdout.strip().splitlines()[-1]), recorded
+
+
+MEMORY_TRAIN, MEMORY_VALIDATION = 2000, 1000  # images of the lane-memory runs: the 1,001-lane run in minutes
+
+
+def lane_memory(counts: list[int]) -> dict:
+    """Per lane count, one epoch of `lr_sweep.py --lrs 0.1 --seeds N` on MEMORY_TRAIN training and
+    MEMORY_VALIDATION validation images (and the 10,000 test images) in a child: its wall and recorded
+    seconds, peak RSS, and the FLOP rates of its training and its evaluation."""
+    rows = {}
+    for count in counts:
+        wall, peak_mb, recorded = script_document(
+            "lr_sweep.py", "--lrs", "0.1", "--seeds", str(count), "--epochs", "1",
+            "--train-limit", str(MEMORY_TRAIN + MEMORY_VALIDATION), "--validation", str(MEMORY_VALIDATION),
+        )  # fmt: skip
+        sizes = mlp.REFERENCE_SIZES
+        train_flops = count * (MEMORY_TRAIN // 64) * training_flops(sizes, 64)
+        evaluated_flops = count * eval_flops(sizes, MEMORY_VALIDATION + 10000)
+        rows[str(count)] = {
+            "wall": wall, "peak_rss_mb": peak_mb, "train": recorded["train"], "eval": recorded["eval"],
+            "train_gflops": train_flops / recorded["train"] / 1e9,
+            "eval_gflops": evaluated_flops / recorded["eval"] / 1e9,
+        }  # fmt: skip
+    return rows
+
+
+def inference(network_path: Path, repetitions: int) -> dict:
+    """Batched inference on the 10,000 test images in JAX, float32 against the integer program at 8-bit
+    weights (images per second, round robin), and the exported C program's time per image."""
+    from fmlp import integer
+
+    network = mlp.load(network_path)
+    mnist = data.load("auto", None)[0]
+    pixels = mnist.test_images.reshape(-1, integer.PIXELS)
+    images = jnp.asarray(data.normalize(mnist.test_images))
+    float_logits = jax.jit(mlp.forward_logits, static_argnums=0)
+    device = integer.to_device(integer.from_float(network.architecture, network.params, 8))
+    rounds = round_robin_seconds(
+        {
+            "float32": lambda: float_logits(network.architecture, network.params, images),
+            "int8": lambda: integer.logits(device, pixels),
+        },
+        repetitions,
+    )
+    result = {f"{name}_images_per_second": len(pixels) / statistics.median(values) for name, values in rounds.items()}
+    with tempfile.TemporaryDirectory() as folder:
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "experiments" / "export_c.py"), str(network_path), "--bits", "8", "--out",
+             folder, "--check"], check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    result["c_summary"] = run.stdout.strip().splitlines()[-1].split(": ", 1)[1]
+    result["network"] = str(network_path)
+    return result
 
 
 def measure(args) -> dict:
@@ -313,6 +373,10 @@ def measure(args) -> dict:
         )
         result["grid_run"] = {"epochs": 1, "seconds": seconds, "peak_rss_mb": peak_mb}
         result["startup"] = startup(1)
+        if args.memory_lanes:
+            result["lane_memory"] = lane_memory(args.memory_lanes)
+    if args.inference is not None:
+        result["inference"] = inference(args.inference, args.repetitions)
     if jax.default_backend() == "cpu" and args.forced_devices:
         result["forced_devices"] = forced_devices(images.shape[0], args.repetitions)
     return result
@@ -390,7 +454,8 @@ def table(result: dict) -> str:
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return "\n".join(lines + scaling_table(result) + startup_table(result)) + "\n"
+    extra = scaling_table(result) + lane_memory_table(result) + inference_table(result) + startup_table(result)
+    return "\n".join(lines + extra) + "\n"
 
 
 def scaling_table(result: dict) -> list[str]:
@@ -405,6 +470,36 @@ def scaling_table(result: dict) -> list[str]:
         ratio = f"{seconds / one:.2f}x" if one else ""
         lines.append(f"| {count} | {seconds:.2f} s | {seconds / int(count):.3f} s | {ratio} |")
     return lines
+
+
+def lane_memory_table(result: dict) -> list[str]:
+    """Peak memory and time per lane count, and the FLOP rates of training and evaluation."""
+    rows = result.get("lane_memory")
+    if not rows:
+        return []
+    lines = ["", f"`lr_sweep.py --lrs 0.1 --seeds N --epochs 1` on {MEMORY_TRAIN:,} training and {MEMORY_VALIDATION:,} "
+             "validation images (and the 10,000 test images), each in its own process:", "",
+             "| lanes | peak RSS | per lane | train per lane-epoch | eval per lane-epoch | train GFLOP/s | "
+             "eval GFLOP/s |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for count, row in rows.items():
+        lines.append(
+            f"| {int(count):,} | {row['peak_rss_mb'] / 1024:.2f} GB | {row['peak_rss_mb'] / int(count):.1f} MB | "
+            f"{row['train'] / int(count) * 1e3:.1f} ms | {row['eval'] / int(count) * 1e3:.1f} ms | "
+            f"{row['train_gflops']:.0f} | {row['eval_gflops']:.0f} |"
+        )
+    return lines
+
+
+def inference_table(result: dict) -> list[str]:
+    """Batched inference, float32 against int8, and the C program."""
+    row = result.get("inference")
+    if not row:
+        return []
+    return ["", f"Inference of `{Path(row['network']).name}` on the 10,000 test images:", "",
+            "| program | throughput |", "| --- | --- |",
+            f"| JAX, float32, batch 10,000 | {row['float32_images_per_second']:,.0f} images/s |",
+            f"| JAX, integers only (8-bit weights), batch 10,000 | {row['int8_images_per_second']:,.0f} images/s |",
+            f"| C99, integers only (8-bit weights), one image at a time, `cc -O2` | {row['c_summary']} |"]  # fmt: skip
 
 
 def startup_table(result: dict) -> list[str]:
@@ -447,6 +542,20 @@ def main() -> None:
         "--no-forced-devices", dest="forced_devices", action="store_false", help="skip the 4-device overhead"
     )
     parser.add_argument("--baseline-epochs", type=flags.positive_int, default=30)
+    parser.add_argument(
+        "--memory-lanes",
+        type=flags.positive_int_list,
+        default=[1, 7, 35, 143, 1001],
+        help="lane counts of the memory table, one epoch on 2,000 training images each (default 1,7,35,143,1001)",
+    )
+    parser.add_argument("--no-memory-lanes", dest="memory_lanes", action="store_const", const=[])
+    parser.add_argument(
+        "--inference",
+        type=Path,
+        default=ROOT / "figures/params/quantize/lr_1_seed_1.npz",
+        help="network of the inference table, float32 against integers (default: the quantized study's seed 1)",
+    )
+    parser.add_argument("--no-inference", dest="inference", action="store_const", const=None)
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where benchmark_<backend>.json goes")
     parser.add_argument(
         "--render-only", action="store_true", help="only rebuild benchmarks.md from the JSON files in --out-dir"

@@ -7,7 +7,7 @@ python experiments/finetune.py figures/params/quantize/lr_1_seed_{1,2,3,4,5}.npz
 
 import sys
 
-from fmlp import flags
+from fmlp import flags, interrupts
 
 
 def main() -> None:
@@ -52,4 +52,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # A signal before training starts (while JAX loads) ends the script with one line too.
+    interrupts.main_or_exit(main, "interrupted before anything was finished; nothing written")

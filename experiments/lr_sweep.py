@@ -5,7 +5,7 @@ python experiments/lr_sweep.py --lrs 1.0,0.1,0.01 --epochs 5
 python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness
 """
 
-from fmlp import flags
+from fmlp import flags, interrupts
 
 
 def main() -> None:
@@ -37,4 +37,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # A signal before training starts (while JAX loads) ends the script with one line too.
+    interrupts.main_or_exit(main, "interrupted before anything was finished; nothing written")

@@ -294,7 +294,8 @@ def _runtime_ended(args: argparse.Namespace, plan: Plan) -> str:
     kept = (f"the finished epochs are in {path}: give every process a copy and start them all again with --resume"
             if path.exists() else "no epoch had finished: start them all again")  # fmt: skip
     return ("another process of this run died, stopped answering or never joined (check that they all agree on "
-            f"--num-processes), and the distributed runtime ended this one; {kept}")  # fmt: skip
+            f"--num-processes, and that --coordinator {args.coordinator} is process 0 of this run, not some other "
+            f"service), and the distributed runtime ended this one; {kept}")  # fmt: skip
 
 
 def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:

@@ -29,14 +29,17 @@ class Control(NamedTuple):
 
 
 def main_or_exit(main: Callable[[], None], message: str) -> None:
-    """Runs a script's main that does not train; Ctrl-C removes its temporary files and ends it with
-    `message` on stderr and exit status 130, not a traceback."""
+    """Runs a script's main outside the training loop's own handling (a script that does not train, or
+    one that has not started training); Ctrl-C removes its temporary files and ends it with `message`
+    on stderr and exit status 130, not a traceback."""
     try:
         main()
     except KeyboardInterrupt:
         remove_pending()
-        print(message, file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
+        print(message, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # At once, without exit handlers: the distributed runtime's would wait for the other processes.
+        os._exit(128 + signal.SIGINT)
 
 
 def new_control() -> Control:

@@ -3,9 +3,10 @@
 When another process of a run dies or stops answering, JAX's runtime aborts this one (SIGABRT) and
 prints its own logs and a stack trace. A run over several processes therefore works in a child
 process of the script: the parent passes on the child's output until the runtime starts logging its
-failure, passes signals on, and when the runtime aborted the child, says in one line what happened and
-how to resume. The child dies with the parent (Linux's parent-death signal), so killing the script
-kills the run.
+failure, passes SIGINT and SIGTERM on (the child has a process group of its own, so that a Ctrl-C at
+the terminal reaches it once, through the parent, like a signal sent to the parent alone), and when
+the runtime aborted the child, says in one line what happened and how to resume. The child dies with
+the parent (Linux's parent-death signal), so killing the script kills the run.
 """
 
 import ctypes
@@ -51,10 +52,9 @@ def run_supervised(message: Callable[[], str]) -> None:
     if os.environ.get(MARKER):
         return
     child = subprocess.Popen([sys.executable, *sys.argv], env=os.environ | {MARKER: "1"}, stderr=subprocess.PIPE,
-                             preexec_fn=_die_with_parent)  # fmt: skip
-    # Ctrl-C reaches the child through the terminal's process group: this process just waits for it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda number, frame: child.send_signal(number))  # sent to this process alone
+                             preexec_fn=_die_with_parent, process_group=0)  # fmt: skip
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda number, frame: child.send_signal(number))
     runtime_failed = [False]
     _relay(child.stderr, sys.stderr.buffer, runtime_failed)
     status = child.wait()

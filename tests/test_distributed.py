@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -284,3 +285,46 @@ def test_process_0_alone_past_its_timeout_ends_with_one_line(idx_dir, tmp_path):
     assert result.returncode == 1
     assert "never joined" in result.stderr and "Check failure stack trace" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_a_foreign_listener_at_the_coordinator_address_ends_with_one_line(idx_dir, tmp_path):
+    with socket.socket() as foreign:  # something else listens there: it accepts and answers nonsense
+        foreign.bind(("127.0.0.1", 0))
+        foreign.listen()
+        port = foreign.getsockname()[1]
+
+        def answer_nonsense():
+            while True:
+                try:
+                    connection, _ = foreign.accept()
+                except OSError:
+                    return
+                with connection:
+                    connection.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello")
+
+        threading.Thread(target=answer_nonsense, daemon=True).start()
+        flags = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1",
+                 "--coordinator-timeout", "3"]  # fmt: skip
+        result = python([str(SWEEP), *tiny(idx_dir, tmp_path / "out"), *flags])
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert f"--coordinator 127.0.0.1:{port} is process 0 of this run" in result.stderr
+    assert not (tmp_path / "out" / "lr_sweep.json").exists()
+
+
+def test_ctrl_c_to_process_0_before_epoch_1_ends_both_processes_without_a_trace(idx_dir, tmp_path):
+    flags = ["--lrs", "1,0.1", "--epochs", "100000", "--no-compile-cache", "--coordinator-timeout", "10"]
+    children = two_processes(idx_dir, tmp_path, flags, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(4)  # both are starting (loading JAX, joining, compiling): no epoch has finished
+        assert not (tmp_path / "process0" / "lr_sweep.checkpoint.npz").exists()
+        children[0].send_signal(signal.SIGINT)
+        codes = [child.wait(timeout=60) for child in children]
+        messages = [child.stderr.read() for child in children]
+    finally:
+        end(children)
+    assert codes[0] == 130 and codes[1] != 0
+    for message in messages:
+        assert "Traceback" not in message and "Check failure stack trace" not in message
+        assert len(message.strip().splitlines()) <= 2
+    assert not (tmp_path / "process0" / "lr_sweep.json").exists()
