@@ -30,16 +30,12 @@ class Control(NamedTuple):
 
 def main_or_exit(main: Callable[[], None], message: str) -> None:
     """Runs a script's main outside the training loop's own handling (a script that does not train, or
-    one that has not started training); Ctrl-C removes its temporary files and ends it with `message`
-    on stderr and exit status 130, not a traceback."""
-    try:
-        main()
-    except KeyboardInterrupt:
-        remove_pending()
-        print(message, file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # At once, without exit handlers: the distributed runtime's would wait for the other processes.
-        os._exit(128 + signal.SIGINT)
+    one that has not started training yet). SIGINT or SIGTERM ends it at once: its temporary files
+    removed, `message` on stderr, exit status 128 + the signal's number, no traceback. A handler, not
+    KeyboardInterrupt, which Python drops when it lands in a garbage-collection callback (JAX has one)."""
+    for number in SIGNALS:
+        signal.signal(number, lambda signum, frame: _abort(signum, message))
+    main()
 
 
 def new_control() -> Control:

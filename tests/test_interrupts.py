@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import jax
 import pytest
 
 from fmlp import io
@@ -134,3 +135,25 @@ def test_remove_pending_removes_registered_files_and_folders(tmp_path):
             io.remove_pending()
             assert not temp_path.exists() and not folder.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_in_diagnose_and_report_ends_with_one_line_and_leaves_nothing(idx_dir, tmp_path):
+    from fmlp import mlp
+
+    network = mlp.Architecture((784, 16, 10))
+    mlp.save(tmp_path / "net.npz", mlp.init(jax.random.key(0), network), network)
+    commands = {
+        "diagnose": [str(ROOT / "experiments" / "diagnose.py"), str(tmp_path / "net.npz"), "--out",
+                     str(tmp_path / "diagnose"), "--data-source", "idx", "--data-dir", str(idx_dir)],
+        "report": [str(ROOT / "experiments" / "report.py"), "--authors", "A. Student", "--results",
+                   str(ROOT / "figures"), "--out", str(tmp_path / "report" / "report.pdf")],
+    }  # fmt: skip
+    children = {name: Child([sys.executable, *command]) for name, command in commands.items()}
+    time.sleep(1.5)  # past the scripts' first imports, into their work
+    for child in children.values():
+        child.process.send_signal(signal.SIGINT)
+    for name, child in children.items():
+        assert child.finish() == 130, (name, child.stderr)
+        assert "Traceback" not in child.stderr and child.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert not (tmp_path / "diagnose").exists() or not any((tmp_path / "diagnose").iterdir())
+    assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())

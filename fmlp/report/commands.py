@@ -102,7 +102,7 @@ def reproduce_text(results: dict, authors: list[str], present: list[str]) -> str
             continue
         environment, seconds = document["environment"], document["seconds"]
         total = seconds["total"] if isinstance(seconds, dict) else seconds
-        train = f"{seconds['train']:.1f} s" if isinstance(seconds, dict) else "–"
+        train = f"{seconds['train']:.1f} s" if isinstance(seconds, dict) and "train" in seconds else "–"
         lines.append(
             f"| {name} | {environment['jax']} | {environment['python']} | {environment['backend']}, "
             f"{environment['device']} | {total:.1f} s | {train} |"
