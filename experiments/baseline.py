@@ -13,9 +13,9 @@ def main() -> None:
     flags.check_args(parser, args)
 
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes
+    from fmlp import experiment, lanes, plans
 
-    plan = experiment.baseline_plan(vars(args))
+    plan = plans.baseline_plan(vars(args))
     experiment.run(
         args,
         plan,

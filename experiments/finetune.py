@@ -22,7 +22,7 @@ def main() -> None:
         parser.error(f"argument --save-params: {problem}")
 
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes, mlp
+    from fmlp import experiment, lanes, mlp, plans
 
     try:
         networks = [mlp.load(path) for path in args.params]
@@ -38,7 +38,7 @@ def main() -> None:
         sys.exit(f"error: {args.params[0]}: sizes {list(first.sizes)}; MNIST needs 784 inputs and 10 classes")
     args.params = [str(path) for path in args.params]
 
-    plan = experiment.finetune_plan(vars(args), lanes.stack([network.params for network in networks]))
+    plan = plans.finetune_plan(vars(args), lanes.stack([network.params for network in networks]))
 
     def save_params(state):
         if args.save_params_dir is None:

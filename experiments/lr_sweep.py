@@ -20,9 +20,9 @@ def main() -> None:
         )
 
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes
+    from fmlp import experiment, lanes, plans
 
-    plan = experiment.sweep_plan(vars(args))
+    plan = plans.sweep_plan(vars(args))
     rates, seeds = plan.learning_rates, plan.seeds
 
     def save_params(state):

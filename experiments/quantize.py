@@ -28,7 +28,8 @@ def main() -> None:
                 raise ValueError(f"{path}: a {network.architecture.activation} network of sizes "
                                  f"{list(network.architecture.sizes)}; integer inference takes 784-input sigmoid "
                                  "networks")  # fmt: skip
-        tuned = [quantize_study.fine_tuned(folder, args.params) for folder in args.fine_tuned]
+        candidates = [quantize_study.fine_tuned(folder, args.params) for folder in args.fine_tuned]
+        tuned = quantize_study.best_per_width(candidates)
         tuned_networks = [[mlp.load(path) for path in run.paths] for run in tuned]
     except ValueError as error:
         sys.exit(f"error: {error}")
@@ -52,7 +53,8 @@ def main() -> None:
             quantize_study.measure(network, run.bits, pixels, labels, reference) | {"params": str(path)}
             for path, network, reference in zip(run.paths, run_networks, references)
         ]
-        fine_tuned.append({"bits": run.bits, "learning_rate": run.learning_rate, "networks": rows})
+        fine_tuned.append({"bits": run.bits, "learning_rate": run.learning_rate, "rate_decay": run.rate_decay,
+                           "folder": str(run.folder), "networks": rows})  # fmt: skip
     if not all(row["numpy_equals_jax"] for record in records for row in record["post_training"]) or not all(
         row["numpy_equals_jax"] for run in fine_tuned for row in run["networks"]
     ):
@@ -64,11 +66,13 @@ def main() -> None:
             for i, bits in enumerate(args.bits)
         ],
         "fine_tuned": [
-            {"bits": run["bits"], "learning_rate": run["learning_rate"]}
+            {"bits": run["bits"], "learning_rate": run["learning_rate"], "rate_decay": run["rate_decay"]}
             | quantize_study.summary(run["networks"], float_accuracies)
             for run in fine_tuned
         ],
     }
+    choices = [{"folder": str(run.folder), "bits": run.bits, "learning_rate": run.learning_rate,
+                "rate_decay": run.rate_decay, "val_accuracy": run.val_accuracy} for run in candidates]  # fmt: skip
     document = {
         "config": outputs.flag_values(args),
         "environment": outputs.environment(),
@@ -76,6 +80,7 @@ def main() -> None:
         "float32": {"test_accuracy": quantize_study.stats.summarize(float_accuracies)},
         "networks": records,
         "fine_tuned": fine_tuned,
+        "fine_tuning_choices": choices,  # every run given, with the validation accuracy it was chosen by
         "summary": summary,
         "summary_interval": quantize_study.stats.INTERVAL,
         "seconds": {"total": time.perf_counter() - started},

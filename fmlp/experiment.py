@@ -1,34 +1,21 @@
 """One experiment from checked flags: load MNIST, train the lanes with a progress bar, stop cleanly on
 a signal, and write the plots, the parameters and the metrics JSON (last, so its presence means the
-rest is there). Both scripts are this, with their own lanes and figures."""
+rest is there). Every training script is this, with its own plan (fmlp.plans); checkpoints and
+--resume are fmlp.resume's."""
 
 import argparse
 import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plots, supervise
+from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plans, resume, supervise
+from fmlp.plans import Plan
 from fmlp.splits import device_splits
 from fmlp.train import Config
-
-
-class Plan(NamedTuple):
-    """What a script trains and draws."""
-
-    name: str  # stem of the JSON file, e.g. "baseline"
-    learning_rates: tuple[float, ...]  # per lane
-    seeds: tuple[int, ...]  # per lane
-    figures: Callable[[list[dict], str], dict[str, Figure]]  # (runs, title) -> {file name: figure}
-    title: str
-    start: mlp.Params | None = None  # lane-stacked params the lanes begin from; None: their seeds' initial ones
 
 
 def say(message: str) -> None:
@@ -76,74 +63,8 @@ def config(args: argparse.Namespace, num_lanes: int) -> Config:
         devices=devices,
         optimizer=args.optimizer,
         momentum=args.momentum,
+        rate_decay=args.rate_decay,
     )
-
-
-def optimizer_name(config: dict) -> str:
-    """The optimizer of recorded flags as the figures' titles name it, e.g. "SGD" or "SGD, Nesterov momentum 0.9"."""
-    names = {"sgd": "SGD", "momentum": "SGD, momentum", "nesterov": "SGD, Nesterov momentum", "adam": "Adam",
-             "rmsprop": "RMSProp"}  # fmt: skip
-    momentum = config.get("momentum")
-    return names[config.get("optimizer", "sgd")] + (f" {momentum:g}" if momentum is not None else "")
-
-
-def _network_name(config: dict) -> str:
-    """E.g. "MLP 784-512-128-10 (sigmoid)", from recorded flags (older ones recorded no activation)."""
-    return "MLP " + "-".join(map(str, (784, *config["hidden"], 10))) + f" ({config.get('activation', 'sigmoid')})"
-
-
-def baseline_plan(config: dict) -> Plan:
-    """What baseline.py trains and draws, from its flags (vars of the parsed arguments, or as recorded)."""
-
-    def figures(runs, title):
-        return {
-            "baseline_loss.png": plots.loss_figure(runs, title),
-            "baseline_accuracy.png": plots.accuracy_figure(runs, title),
-        }
-
-    title = f"{_network_name(config)}, {optimizer_name(config)} lr {config['lr']:g}, batch {config['batch_size']}"
-    return Plan("baseline", (config["lr"],), (config["seed"],), figures, title)
-
-
-def sweep_plan(config: dict) -> Plan:
-    """What lr_sweep.py trains and draws: every rate with seeds seed, seed + 1, ..., rate-major."""
-
-    def figures(runs, title):
-        return {
-            "lr_sweep_accuracy.png": plots.accuracy_figure(runs, title),
-            "lr_sweep_loss.png": plots.sweep_loss_figure(runs, title),
-        }
-
-    rates, seeds = lanes.grid(config["lrs"], range(config["seed"], config["seed"] + config["seeds"]))
-    title = f"{_network_name(config)}, {optimizer_name(config)}, batch {config['batch_size']}: learning rates"
-    return Plan("lr_sweep", rates, seeds, figures, title)
-
-
-def finetune_plan(config: dict, start: mlp.Params | None = None) -> Plan:
-    """What finetune.py trains and draws: every rate with each given network (seed --seed + k - 1 for the
-    k-th), rate-major; `start` holds the networks' params, one lane per network, stacked."""
-
-    def figures(runs, title):
-        return {
-            "finetune_accuracy.png": plots.accuracy_figure(runs, title),
-            "finetune_loss.png": plots.sweep_loss_figure(runs, title),
-        }
-
-    seeds = range(config["seed"], config["seed"] + len(config["params"]))
-    rates, seeds = lanes.grid(config["lrs"], seeds)
-    if start is not None:  # the same networks for every rate
-        start = jax.tree.map(lambda leaf: jnp.concatenate([leaf] * len(config["lrs"])), start)
-    title = f"{_network_name(config)}, fine-tuned with {config['bits']}-bit weights, {optimizer_name(config)}"
-    return Plan("finetune", rates, seeds, figures, title, start)
-
-
-def draw(plan: Plan, runs: list[dict], folder: Path) -> list[Path]:
-    """The plan's figures of these runs, written into folder; returns their paths."""
-    paths = []
-    for file_name, figure in plan.figures(runs, plan.title).items():
-        plots.save_png(figure, folder / file_name)
-        paths.append(folder / file_name)
-    return paths
 
 
 def start_processes(args: argparse.Namespace) -> None:
@@ -205,7 +126,7 @@ def _report(runs: list[dict]) -> None:
 def write(plan: Plan, args, runs: list[dict], document: dict, params: dict) -> None:
     """The PNGs, the parameter files, then the JSON; creates the output folders only now."""
     args.out.mkdir(parents=True, exist_ok=True)
-    draw(plan, runs, args.out)
+    plans.draw(plan, runs, args.out)
     for path, lane_params in params.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         mlp.save(path, lane_params, architecture(args))
@@ -228,69 +149,9 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     sys.exit(2)
 
 
-# The checkpoint lives in --out, and each process of a run may have its own --out and process flags.
-NOT_DEFINING = ("out", "resume", "quiet", "no_compile_cache", "coordinator", "num_processes", "process_id",
-                "coordinator_timeout", "heartbeat_timeout", "download_timeout")  # fmt: skip
-CHECKPOINT_BYTES = 256 * 2**20  # larger states are checkpointed every few epochs, about this much per epoch
-
-
-def checkpoint_path(args: argparse.Namespace, plan: Plan) -> Path:
-    return args.out / f"{plan.name}.checkpoint.npz"
-
-
-def defining_flags(args: argparse.Namespace) -> dict:
-    """The recorded flags that decide what a run computes: a checkpoint resumes only under the same ones."""
-    return {key: value for key, value in outputs.flag_values(args).items() if key not in NOT_DEFINING}
-
-
-def resumed(args: argparse.Namespace, plan: Plan, training: Config) -> lanes.Progress | None:
-    """The checkpoint to go on from with --resume; exits 2 naming the problem when there is none that fits,
-    or when an unfinished run's checkpoint is there and --resume is not given. With several processes,
-    process 0 writes the checkpoint, and every process resumes from a copy of it in its own --out."""
-    path = checkpoint_path(args, plan)
-    if not args.resume:
-        if path.exists():
-            say(f"error: argument --resume: {path} holds an unfinished run; add --resume to go on with it, "
-                "or delete the file to start anew")  # fmt: skip
-            sys.exit(2)
-        return None
-    if not path.exists():
-        say(f"error: argument --resume: no checkpoint at {path}: nothing to resume")
-        sys.exit(2)
-    padding = distributed.padded_lanes(len(plan.seeds), training.devices) - len(plan.seeds)
-    template = lanes.init_lanes(training, plan.learning_rates, plan.seeds, padding)
-    try:
-        progress = checkpoint.load(path, template, defining_flags(args))
-    except ValueError as error:
-        say(f"error: argument --resume: {error}")
-        sys.exit(2)
-    say(f"resuming from {path} after epoch {checkpoint.epochs_done(progress)}")
-    return progress
-
-
-def _keeper(args: argparse.Namespace, plan: Plan, training: Config, writer: bool) -> tuple[Callable, list]:
-    """on_progress for `lanes.fit`, which writes the checkpoint every few epochs (every epoch unless the
-    state is large), and the list in which it keeps the last progress, so that an early end can write it."""
-    every = max(1, -(-len(plan.seeds) * memory.bytes_per_lane(training) // CHECKPOINT_BYTES))
-    last: list[lanes.Progress] = []
-
-    def keep(progress: lanes.Progress, force: bool = False) -> None:
-        last[:] = [progress]
-        if not force and checkpoint.epochs_done(progress) % every:
-            return
-        on_host = progress._replace(state=distributed.to_host(progress.state))  # every process gathers
-        if writer:
-            try:
-                checkpoint.save(checkpoint_path(args, plan), on_host, defining_flags(args))
-            except OSError as error:
-                say(f"warning: cannot write the checkpoint {checkpoint_path(args, plan)} ({error.strerror or error})")
-
-    return keep, last
-
-
 def _runtime_ended(args: argparse.Namespace, plan: Plan) -> str:
     """What to say when the distributed runtime ended this process because another one failed."""
-    path = checkpoint_path(args, plan)
+    path = resume.checkpoint_path(args, plan)
     kept = (f"the finished epochs are in {path}: give every process a copy and start them all again with --resume"
             if path.exists() else "no epoch had finished: start them all again")  # fmt: skip
     return ("another process of this run died, stopped answering or never joined (check that they all agree on "
@@ -309,14 +170,20 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
     writer = distributed.is_writer()
     training = config(args, len(plan.seeds))
     check_memory(training, len(plan.seeds), args)
-    resume = resumed(args, plan, training)
-    keep, last = _keeper(args, plan, training, writer)
+    try:
+        resume_from = resume.resumed(args, plan, training)
+    except ValueError as error:
+        say(f"error: argument --resume: {error}")
+        sys.exit(2)
+    if resume_from is not None:
+        say(f"resuming from {resume.checkpoint_path(args, plan)} after epoch {checkpoint.epochs_done(resume_from)}")
+    keep, last = resume.keeper(args, plan, training, writer, say)
 
     def work(control: interrupts.Control) -> None:
         mnist, origin = load(args)
         splits = device_splits(mnist, args.train_limit, args.validation)
         data_seconds = time.perf_counter() - started
-        done = 0 if resume is None else checkpoint.epochs_done(resume)
+        done = 0 if resume_from is None else checkpoint.epochs_done(resume_from)
         with tqdm(total=args.epochs, initial=done, desc="epochs", disable=args.quiet or not writer) as bar:
             state, history = lanes.fit(
                 training,
@@ -326,7 +193,7 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
                 epochs=args.epochs,
                 on_epoch=_progress(bar, control),
                 should_stop=control.stop.is_set,
-                resume=resume,
+                resume=resume_from,
                 on_progress=keep,
                 start=plan.start,
             )
@@ -355,7 +222,7 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
         if failure is not None:
             say(
                 f"error: cannot write the results in {args.out} ({failure.strerror or failure}); the finished "
-                f"epochs are in {checkpoint_path(args, plan)}: free the space, then add --resume"
+                f"epochs are in {resume.checkpoint_path(args, plan)}: free the space, then add --resume"
             )
             sys.exit(1)
         _report(runs)
@@ -364,7 +231,7 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
             say(f"interrupted after {epochs_run} of {args.epochs} epochs; wrote {args.out / (plan.name + '.json')}; "
                 "the same command with --resume goes on from there")  # fmt: skip
         else:
-            checkpoint_path(args, plan).unlink(missing_ok=True)
+            resume.checkpoint_path(args, plan).unlink(missing_ok=True)
             print(summary_line(document, epochs_run, args))
 
     status = interrupts.exit_status(interrupts.run(work))

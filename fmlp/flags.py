@@ -81,6 +81,14 @@ def momentum(value: str) -> float:
     return number
 
 
+def rate_decay(value: str) -> float:
+    """argparse type: a factor in (0, 1] by which every learning rate is multiplied after each epoch."""
+    factor = _number(float, value, "a number")
+    if not 0.0 < factor <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in (0, 1]")
+    return factor
+
+
 def host_port(value: str) -> str:
     """argparse type: HOST:PORT with a port in 1..65535."""
     host, _, port = value.rpartition(":")
@@ -162,6 +170,8 @@ def shared_parser(description: str) -> argparse.ArgumentParser:
         help="sgd (our own update, the default) or an optax optimizer fed our gradients",
     )
     add("--momentum", type=momentum, default=None, help="for momentum and nesterov, in [0, 1) (default 0.9)")
+    add("--rate-decay", type=rate_decay, default=1.0,
+        help="multiply every learning rate by this after each epoch, in (0, 1] (default 1: constant)")  # fmt: skip
     add("--quiet", action="store_true", help="no progress bar")
     add(
         "--resume",

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
-from fmlp import experiment, flags, outputs, stats
+from fmlp import flags, outputs, plans, stats
 from fmlp.io import atomic_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ def write_baseline(results: Path) -> bool:
     document = None if sweep is None else baseline_from_sweep(sweep)
     if document is None:
         return False
-    experiment.draw(experiment.baseline_plan(document["config"]), document["runs"], results)
+    plans.draw(plans.baseline_plan(document["config"]), document["runs"], results)
     outputs.write_json(results / "baseline.json", document)
     return True
 

@@ -208,7 +208,10 @@ def train_epoch(
     keep = training & finite
     params, optimizer = _lane_where(keep, (params, optimizer), (state.params, state.optimizer))
     diverged = state.diverged | (training & ~finite)
-    return state._replace(params=params, optimizer=optimizer, keys=keys, diverged=diverged), metrics
+    state = state._replace(params=params, optimizer=optimizer, keys=keys, diverged=diverged)
+    if config.rate_decay != 1.0:  # a step decay per epoch; the rates of a checkpoint are the decayed ones
+        state = state._replace(learning_rates=state.learning_rates * jnp.float32(config.rate_decay))
+    return state, metrics
 
 
 def _evaluate_all(config: Config, params: mlp.Params, images: jax.Array, labels: jax.Array):

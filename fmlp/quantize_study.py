@@ -27,6 +27,9 @@ class FineTuned(NamedTuple):
     bits: int
     learning_rate: float
     paths: tuple[Path, ...]
+    folder: Path
+    rate_decay: float
+    val_accuracy: float  # the mean over networks of the final validation accuracy at that rate
 
 
 def float_classes(network: mlp.Network, pixels: np.ndarray) -> np.ndarray:
@@ -74,7 +77,18 @@ def fine_tuned(folder: Path, sources: Sequence[Path]) -> FineTuned:
     rate = max(finals, key=lambda r: np.mean(finals[r]))
     seeds = range(config["seed"], config["seed"] + len(sources))
     names = [Path(config["save_params_dir"]) / f"lr_{rate_name(rate)}_seed_{seed}.npz" for seed in seeds]
-    return FineTuned(int(config["bits"]), float(rate), tuple(names))
+    decay = float(config.get("rate_decay", 1.0))  # recorded since the rate decay came
+    return FineTuned(int(config["bits"]), float(rate), tuple(names), folder, decay, float(np.mean(finals[rate])))
+
+
+def best_per_width(runs: Sequence[FineTuned]) -> list[FineTuned]:
+    """Of several fine-tuning runs at one width (say a constant rate and a decaying one), the one with
+    the best validation accuracy; one per width, in the order the widths first appear."""
+    best: dict[int, FineTuned] = {}
+    for run in runs:
+        if run.bits not in best or run.val_accuracy > best[run.bits].val_accuracy:
+            best[run.bits] = run
+    return list(best.values())
 
 
 def summary(rows: Sequence[dict], float_accuracies: Sequence[float]) -> dict:
@@ -84,25 +98,55 @@ def summary(rows: Sequence[dict], float_accuracies: Sequence[float]) -> dict:
     return {"test_accuracy": stats.summarize(accuracies), "difference_points": stats.summarize(differences)}
 
 
+TARGETS = {8: -0.05, 4: -0.1, 2: -0.3, 1: -0.6}  # points from float32: post-training at 8 and 4, fine-tuned at 2 and 1
+ZOOM = (-1.5, 0.3)  # points shown in the lower panel; further differences are written at its foot
+
+
+def _series(rows: Sequence[dict], key: str, scale: float) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """(bits, means, error bars (2, K)) of one summary field, times scale."""
+    bits = [row["bits"] for row in rows]
+    means = np.array([row[key]["mean"] for row in rows]) * scale
+    intervals = np.array([row[key]["ci95"] or [row[key]["mean"]] * 2 for row in rows]).T * scale
+    return bits, means, np.abs(intervals - means)
+
+
 def bits_figure(document: dict) -> Figure:
-    """Test accuracy against weight width: post-training and fine-tuned means with their 95% intervals,
-    and the float32 networks' mean as a line."""
-    figure = Figure(figsize=(PAGE_WIDTH, 3.2), layout="constrained")
-    axes = figure.add_subplot()
+    """Above: integer-only test accuracy against weight width, post-training and fine-tuned, mean and 95%
+    interval over seeds, with the float32 networks' mean. Below: the difference from each seed's float32
+    network in points, near zero, with the targets."""
+    figure = Figure(figsize=(PAGE_WIDTH, 5.0), layout="constrained")
+    accuracy, difference = figure.subplots(2, 1, sharex=True)
     float32 = document["float32"]["test_accuracy"]["mean"] * 100
-    axes.axhline(float32, color="black", linewidth=1, label=f"float32 ({float32:.2f}%)")
+    accuracy.axhline(float32, color="black", linewidth=1, label=f"float32 ({float32:.2f}%)")
+    difference.axhline(0, color="black", linewidth=1)
+    offsets = {"post_training": -0.04, "fine_tuned": 0.04}  # side by side, in log2 units
     for key, label, marker in (("post_training", "post-training", "o"), ("fine_tuned", "fine-tuned", "s")):
         rows = document["summary"][key]
-        bits = [row["bits"] for row in rows]
-        means = np.array([row["test_accuracy"]["mean"] for row in rows]) * 100
-        intervals = [row["test_accuracy"]["ci95"] or [row["test_accuracy"]["mean"]] * 2 for row in rows]
-        errors = np.abs(np.array(intervals).T * 100 - means)
-        axes.errorbar(bits, means, yerr=errors, marker=marker, capsize=3, label=label, linestyle="none")
-    axes.set_xscale("log", base=2)
-    axes.set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
-    axes.set_xlabel("weight bits (activations 8 bits)")
-    axes.set_ylabel("test accuracy (%)")
-    axes.set_title("Integer-only inference: accuracy against weight width, mean and 95% interval over seeds")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
+        if not rows:
+            continue
+        bits, means, errors = _series(rows, "test_accuracy", 100)
+        x = np.array(bits) * 2 ** offsets[key]
+        accuracy.errorbar(x, means, yerr=errors, marker=marker, capsize=3, label=label, linestyle="none")
+        _, points, point_errors = _series(rows, "difference_points", 1)
+        shown = points >= ZOOM[0]
+        difference.errorbar(x[shown], points[shown], yerr=point_errors[:, shown], marker=marker, capsize=3,
+                            linestyle="none", color=accuracy.lines[-1].get_color())  # fmt: skip
+        for where, value in zip(x[~shown], points[~shown]):
+            difference.annotate(f"{label} {value:.1f}".replace("-", "−"), (where, ZOOM[0]), xytext=(0, 4),
+                                textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
+    for bits, target in TARGETS.items():
+        difference.plot([bits * 0.85, bits / 0.85], [target, target], color="red", linewidth=1)
+    difference.plot([], [], color="red", linewidth=1, label="target")
+    accuracy.set_ylim(top=100)
+    difference.set_ylim(*ZOOM)
+    difference.set_xscale("log", base=2)
+    difference.set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+    difference.set_xlabel("weight bits (activations 8 bits)")
+    accuracy.set_ylabel("test accuracy (%)")
+    difference.set_ylabel("against float32 (points)")
+    accuracy.set_title("Integer-only inference by weight width (mean, 95% interval over seeds)")
+    for axes in (accuracy, difference):
+        axes.grid(True, alpha=0.3)
+    accuracy.legend(loc="lower right")
+    difference.legend(loc="lower right")
     return figure

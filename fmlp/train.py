@@ -32,6 +32,7 @@ class Config(NamedTuple):
     optimizer: str = "sgd"  # one of OPTIMIZERS: our own SGD, or an optax transformation
     momentum: float | None = None  # of "momentum" and "nesterov"
     eval_chunk: int = EVAL_CHUNK  # rows per evaluation product, so memory stays flat
+    rate_decay: float = 1.0  # every lane's rate is multiplied by this after each epoch (fmlp.lanes.train_epoch)
     eval_group: int | None = None  # lanes evaluated together; None: as many as fmlp.memory's budget holds
 
 

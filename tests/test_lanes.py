@@ -218,3 +218,15 @@ def test_evaluating_a_35_lane_grid_in_groups_changes_no_accuracy_and_losses_only
             assert (a.train_loss, a.train_accuracy) == (b.train_loss, b.train_accuracy)
             assert (a.val_accuracy, a.test_accuracy) == (b.val_accuracy, b.test_accuracy)
             np.testing.assert_allclose([a.val_loss, a.test_loss], [b.val_loss, b.test_loss], rtol=1e-6)
+
+
+def test_a_rate_decay_multiplies_each_lanes_rate_after_every_epoch(problem):
+    decayed = CONFIG._replace(rate_decay=0.5)
+    state, history = lanes.fit(decayed, problem, learning_rates=[0.4, 0.2], seeds=[3, 3], epochs=2)
+    np.testing.assert_allclose(state.learning_rates, [0.1, 0.05])
+    assert history.learning_rates == (0.4, 0.2)  # the records name the rates the lanes started at
+    params, key = train.init_lane(3, ARCH)
+    for rate in (0.4, 0.2):  # lane 0 by hand: epoch 1 at 0.4, epoch 2 at 0.2
+        params, key, _ = _epoch(CONFIG, params, key, problem.train_images, problem.train_labels, jnp.float32(rate))
+    for ours, theirs in zip(jax.tree.leaves(lanes.final_params(state, 0)), jax.tree.leaves(params)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
