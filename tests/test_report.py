@@ -94,11 +94,11 @@ def test_a_number_no_result_contains_stops_the_build_naming_its_sentence(committ
     docs = tmp_path / "docs"
     shutil.copytree(ROOT / "docs", docs)
     discussion = docs / "results.md"
-    discussion.write_text(discussion.read_text() + "\n\nA doctored claim: the sweep took 12.5 s in all.\n")
+    discussion.write_text(discussion.read_text() + "\n\nA doctored claim: the sweep took 98765.4 s in all.\n")
     out = tmp_path / "r.pdf"
     assert run_script(REPORT, "--docs", str(docs), "--out", str(out), *AUTHORS) == 1
     message = capsys.readouterr().err
-    assert "12.5 s in: A doctored claim: the sweep took 12.5 s in all." in message
+    assert "98765.4 s in: A doctored claim: the sweep took 98765.4 s in all." in message
     assert not out.exists()
     assert run_script(REPORT, "--docs", str(docs), "--out", str(out), *AUTHORS, "--allow-stale") == 0
     assert "warning: a number no result contains" in capsys.readouterr().err and out.is_file()
@@ -115,6 +115,13 @@ def test_numbers_are_checked_by_their_unit():
     assert numbers.unsupported("<!-- constants: 784 0.1307 -->\nInputs: 784 pixels, mean 0.1307.", forms) == []
     not_prose = "Code `98.99%`, ![a 55.5% figure](lr_0.5.png).\n\n| 12.34% | x |\n| --- | --- |\n\n```\n7.25 s\n```\n"
     assert numbers.unsupported(not_prose, forms) == []
+
+
+def test_points_are_differences_of_fractions_or_recorded_in_points():
+    forms = numbers.quoted_forms([{"difference": 0.0052, "difference_points": {"mean": -0.298}}])
+    assert numbers.unsupported("It lost 0.52 points, and 0.30 points there.", forms) == []
+    found = [problem.split(" in: ")[0] for problem in numbers.unsupported("It lost 0.37 points.", forms)]
+    assert found == ["0.37 points"]
 
 
 def _parsed(parser, command: str) -> dict:

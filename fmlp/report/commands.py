@@ -44,8 +44,9 @@ def command_words(parser: argparse.ArgumentParser, script: str, config: dict) ->
         flag = action.option_strings[-1]
         if isinstance(action, argparse._StoreTrueAction):
             words.append(flag)
-        elif action.nargs in ("*", "+"):  # one word per value, as the shell passes them
-            words.append(" ".join([flag, *(shlex.quote(_flag_text(item)) for item in value)]))
+        elif action.nargs in ("*", "+"):  # one word per value, as the shell passes them; lines may break between
+            quoted = [shlex.quote(_flag_text(item)) for item in value]
+            words += [f"{flag} {quoted[0]}", *quoted[1:]] if quoted else [flag]
         else:
             words.append(f"{flag} {shlex.quote(_flag_text(value))}")
     return words

@@ -57,12 +57,15 @@ OPTIONAL = (
         "--out figures/activations/diagnose",
         "quantize/float/lr_sweep.json": "python experiments/lr_sweep.py --lrs 1 --seeds 5 --validation 10000 "
         "--out figures/quantize/float --save-params figures/params/quantize",
-        "quantize/finetune_2bit/finetune.json": "python experiments/finetune.py "
-        "figures/params/quantize/lr_1_seed_*.npz --bits 2 --validation 10000 --out figures/quantize/finetune_2bit",
-        "quantize/finetune_1bit/finetune.json": "python experiments/finetune.py "
-        "figures/params/quantize/lr_1_seed_*.npz --bits 1 --validation 10000 --out figures/quantize/finetune_1bit",
         "quantize/quantize.json": "python experiments/quantize.py figures/params/quantize/lr_1_seed_*.npz "
-        "--fine-tuned figures/quantize/finetune_2bit figures/quantize/finetune_1bit --out figures/quantize",
+        "--fine-tuned figures/quantize/finetune_* --out figures/quantize",
+    }
+    | {
+        f"quantize/finetune_{bits}bit{suffix}/finetune.json": "python experiments/finetune.py "
+        f"figures/params/quantize/lr_1_seed_*.npz --bits {bits}{flag} --validation 10000 "
+        f"--out figures/quantize/finetune_{bits}bit{suffix}"
+        for bits in (2, 1)
+        for suffix, flag in (("", ""), ("_decay", " --rate-decay 0.7"))
     }
 )
 PRESENTABLE = {"reading": "2.1 Review of the cuDNN paper", "from-scratch": "2.2 The MLP from scratch"}

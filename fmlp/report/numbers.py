@@ -41,12 +41,15 @@ def quoted_forms(sources: Iterable) -> dict[str, set[str]]:
     """By unit, every text form in which prose may quote a number of the sources (JSON trees): a
     quoted time must round a number recorded under a key that names seconds, a rate one under a key
     that names GFLOP/s, and so on; a number without a unit may round any number."""
-    forms: dict[str, set[str]] = {unit: set() for unit in ("", "%", "s", "min", "GFLOP/s", "TFLOP/s", "MB", "GB")}
+    units = ("", "%", "points", "s", "min", "GFLOP/s", "TFLOP/s", "MB", "GB")
+    forms: dict[str, set[str]] = {unit: set() for unit in units}
     for path, value in {(path, abs(v)) for source in sources for path, v in _leaves(source)}:
         forms[""].update(_roundings(value, 4) | _roundings(100 * value, 3))
         if value.is_integer():
             forms[""].add(str(int(value)))
         forms["%"].update(_roundings(100 * value, 3))
+        # points: a difference of fractions in percentage points, or one recorded in points already
+        forms["points"].update(_roundings(100 * value, 3) | (_roundings(value, 3) if "points" in path else set()))
         if "second" in path or path.rsplit("/", 1)[-1] in ("data", "compile", "train", "eval", "total", "wall"):
             forms["s"].update(_roundings(value, 4))
             forms["min"].update(_roundings(value / 60, 1))
@@ -81,7 +84,7 @@ def _declared(markdown: str) -> set[str]:
 
 
 UNIT = re.compile(r"\s?(%|s\b|min\b|minutes\b|GFLOP/s|TFLOP/s|MB\b|GB\b|points\b)")
-UNIT_NAMES = {"minutes": "min", "points": "%"}
+UNIT_NAMES = {"minutes": "min"}
 
 
 def unsupported(markdown: str, forms: dict[str, set[str]]) -> list[str]:
