@@ -132,7 +132,7 @@ def bits_figure(document: dict) -> Figure:
         difference.errorbar(x[shown], points[shown], yerr=point_errors[:, shown], marker=marker, capsize=3,
                             linestyle="none", color=accuracy.lines[-1].get_color())  # fmt: skip
         for where, value in zip(x[~shown], points[~shown]):
-            difference.annotate(f"{label} {value:.1f}".replace("-", "−"), (where, ZOOM[0]), xytext=(0, 4),
+            difference.annotate(f"{label} " + f"{value:.1f}".replace("-", "−"), (where, ZOOM[0]), xytext=(0, 4),
                                 textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
     for bits, target in TARGETS.items():
         difference.plot([bits * 0.85, bits / 0.85], [target, target], color="red", linewidth=1)
