@@ -207,7 +207,10 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
         runs = outputs.runs(history, args.early_stop is not None)
         seconds = outputs.seconds(started, data_seconds, history)
         document = outputs.document(args, runs, seconds, origin, interrupted)
-        params = save_params(distributed.to_host(state))  # every process takes part in gathering
+        # Every process takes part in gathering, and only when parameters are saved: gathered, the lanes'
+        # parameters are a second copy of the state.
+        saving = any(getattr(args, name, None) is not None for name in ("save_params", "save_params_dir"))
+        params = save_params(distributed.to_host(state)) if saving else {}
         failure = None
         if writer:
             try:

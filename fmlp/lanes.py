@@ -134,7 +134,8 @@ def init_lanes(
         learning_rates=jnp.asarray(learning_rates, jnp.float32),
         diverged=no,
         stopped=jnp.arange(num_lanes) >= num_lanes - padding,
-        best_params=params if config.patience is not None else None,
+        # a copy, not the same buffers: the compiled epoch takes the state over, leaf by leaf
+        best_params=jax.tree.map(jnp.copy, params) if config.patience is not None else None,
         best_val_accuracy=jnp.full((num_lanes,), -1.0, jnp.float32),
         best_val_loss=jnp.full((num_lanes,), jnp.inf, jnp.float32),
         epochs_since_best=jnp.zeros((num_lanes,), jnp.int32),
@@ -158,9 +159,8 @@ def _lane_where(keep: jax.Array, new, old):
 
 
 def _all_finite(params: mlp.Params) -> jax.Array:
-    """Per lane: whether every parameter is finite -> bool (L,)."""
-    per_leaf = [jnp.all(jnp.isfinite(leaf.reshape(leaf.shape[0], -1)), axis=1) for leaf in jax.tree.leaves(params)]
-    return jnp.stack(per_leaf).all(axis=0)
+    """Whether every parameter of one lane is finite -> bool scalar."""
+    return jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(params)]).all()
 
 
 def active(state: LaneState) -> jax.Array:
@@ -188,11 +188,17 @@ def train_epoch(
                 new_params, new_optimizer, key, metrics = lane_epoch(
                     config, params, optimizer, jax.random.wrap_key_data(raw_key), images, labels, learning_rate
                 )
-                return new_params, new_optimizer, jax.random.key_data(key), metrics
+                # Kept or undone here, lane by lane: a select over all lanes afterwards would hold a
+                # third copy of every lane's parameters.
+                finite = _all_finite(new_params) & jnp.isfinite(metrics.loss)
+                kept = jax.tree.map(
+                    lambda n, o: jnp.where(finite, n, o), (new_params, new_optimizer), (params, optimizer)
+                )
+                return *kept, jax.random.key_data(key), metrics, finite
 
             def skip(_):
                 nan = jnp.full((), jnp.nan, jnp.float32)
-                return params, optimizer, raw_key, EpochMetrics(nan, nan)
+                return params, optimizer, raw_key, EpochMetrics(nan, nan), jnp.ones((), bool)
 
             if num_lanes == 1:  # a run of one lane ends when its lane freezes: nothing to skip
                 return train(None)
@@ -201,12 +207,9 @@ def train_epoch(
         return map_lanes(one_lane, (params, optimizer, keys, learning_rates, training), config.lane_group)
 
     sharded = over_devices(local_lanes, config.devices, (LANES,) * 5 + (REPLICATED,) * 2, LANES)
-    params, optimizer, keys, metrics = sharded(
+    params, optimizer, keys, metrics, finite = sharded(
         state.params, state.optimizer, state.keys, state.learning_rates, training, images, labels
     )
-    finite = _all_finite(params) & jnp.isfinite(metrics.loss)
-    keep = training & finite
-    params, optimizer = _lane_where(keep, (params, optimizer), (state.params, state.optimizer))
     diverged = state.diverged | (training & ~finite)
     state = state._replace(params=params, optimizer=optimizer, keys=keys, diverged=diverged)
     if config.rate_decay != 1.0:  # a step decay per epoch; the rates of a checkpoint are the decayed ones
@@ -303,8 +306,12 @@ def fit(
     state = place(initial, config.devices, LANES)
     splits = place(splits, config.devices, REPLICATED)
     start = time.perf_counter()
-    epoch_fn = train_epoch.lower(config, state, splits.train_images, splits.train_labels).compile()
-    eval_fn = evaluate_epoch.lower(config, state, splits).compile()
+    # Both take the state over (donated): the new state reuses its buffers, so a run holds one copy of
+    # every lane's parameters at a time, not one per call. The state passed in is gone afterwards.
+    in_place = partial(jax.jit, static_argnums=0, donate_argnums=1)
+    epoch_fn = in_place(train_epoch.__wrapped__).lower(config, state, splits.train_images, splits.train_labels)
+    epoch_fn = epoch_fn.compile()
+    eval_fn = in_place(evaluate_epoch.__wrapped__).lower(config, state, splits).compile()
     compile_seconds = time.perf_counter() - start
 
     before = resume.history if resume is not None else None
