@@ -4,7 +4,7 @@ python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed
 python experiments/baseline.py --epochs 3 --train-limit 5000 --out quick-run
 """
 
-from fmlp import flags, interrupts
+from fmlp import flags, interrupts, supervise
 
 
 def main() -> None:
@@ -12,6 +12,7 @@ def main() -> None:
     args = parser.parse_args()
     flags.check_args(parser, args)
 
+    supervise.if_several_processes(args, "baseline")
     # Imported only now, so that --help and refused flags answer without loading JAX.
     from fmlp import experiment, lanes, plans
 

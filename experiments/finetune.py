@@ -7,7 +7,7 @@ python experiments/finetune.py figures/params/quantize/lr_1_seed_{1,2,3,4,5}.npz
 
 import sys
 
-from fmlp import flags, interrupts
+from fmlp import flags, interrupts, supervise
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
     if args.save_params_dir is not None and (problem := flags.can_create_folder(args.save_params_dir)):
         parser.error(f"argument --save-params: {problem}")
 
+    supervise.if_several_processes(args, "finetune")
     # Imported only now, so that --help and refused flags answer without loading JAX.
     from fmlp import experiment, lanes, mlp, plans
 

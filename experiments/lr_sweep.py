@@ -5,7 +5,7 @@ python experiments/lr_sweep.py --lrs 1.0,0.1,0.01 --epochs 5
 python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness
 """
 
-from fmlp import flags, interrupts
+from fmlp import flags, interrupts, supervise
 
 
 def main() -> None:
@@ -19,6 +19,7 @@ def main() -> None:
             f"argument --seeds: --seed {args.seed} + {args.seeds} seeds passes the largest seed {flags.SEED_MAX}"
         )
 
+    supervise.if_several_processes(args, "lr_sweep")
     # Imported only now, so that --help and refused flags answer without loading JAX.
     from fmlp import experiment, lanes, plans
 

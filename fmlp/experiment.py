@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 from tqdm import tqdm
 
-from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plans, resume, supervise
+from fmlp import checkpoint, data, distributed, flags, interrupts, lanes, memory, mlp, outputs, plans, resume
 from fmlp.plans import Plan
 from fmlp.splits import device_splits
 from fmlp.train import Config
@@ -149,22 +149,10 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     sys.exit(2)
 
 
-def _runtime_ended(args: argparse.Namespace, plan: Plan) -> str:
-    """What to say when the distributed runtime ended this process because another one failed."""
-    path = resume.checkpoint_path(args, plan)
-    kept = (f"the finished epochs are in {path}: give every process a copy and start them all again with --resume"
-            if path.exists() else "no epoch had finished: start them all again")  # fmt: skip
-    return ("another process of this run died, stopped answering or never joined (check that they all agree on "
-            f"--num-processes, and that --coordinator {args.coordinator} is process 0 of this run, not some other "
-            f"service), and the distributed runtime ended this one; {kept}")  # fmt: skip
-
-
 def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
     """Runs the plan, checkpointing as it goes; exits with 128 + the signal number if a signal ended it
     early, leaving the checkpoint for --resume."""
     started = time.perf_counter()
-    if args.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS"):
-        supervise.run_supervised(lambda: _runtime_ended(args, plan))
     start_processes(args)
     compile_cache(args)
     writer = distributed.is_writer()

@@ -9,6 +9,7 @@ the runtime aborted the child, says in one line what happened and how to resume.
 the parent (Linux's parent-death signal), so killing the script kills the run.
 """
 
+import argparse
 import ctypes
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 MARKER = "FMLP_SUPERVISED"  # set in the child's environment: the child runs the work itself
 # A log line of the runtime: severity, date, time, thread, file:line]  (E1202 13:50:13.437578 20609 x.cc:1]).
@@ -62,3 +64,20 @@ def run_supervised(message: Callable[[], str]) -> None:
         print(f"error: {message()}", file=sys.stderr)
         sys.exit(1)
     sys.exit(128 - status if status < 0 else status)
+
+
+def runtime_ended(coordinator: str | None, checkpoint: Path) -> str:
+    """What to say when the distributed runtime ended this process because another one failed."""
+    kept = (f"the finished epochs are in {checkpoint}: give every process a copy and start them all again with "
+            "--resume" if checkpoint.exists() else "no epoch had finished: start them all again")  # fmt: skip
+    return ("another process of this run died, stopped answering or never joined (check that they all agree on "
+            f"--num-processes, and that --coordinator {coordinator} is process 0 of this run, not some other "
+            f"service), and the distributed runtime ended this one; {kept}")  # fmt: skip
+
+
+def if_several_processes(args: argparse.Namespace, name: str) -> None:
+    """For a training script whose flags (or JAX_COORDINATOR_ADDRESS) ask for several processes: the rest of
+    the script runs in a supervised child (`run_supervised`). Called before JAX is imported, so that
+    the supervising parent never loads it; `name` is the script's results name (its checkpoint's stem)."""
+    if args.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        run_supervised(lambda: runtime_ended(args.coordinator, args.out / f"{name}.checkpoint.npz"))

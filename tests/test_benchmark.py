@@ -10,7 +10,7 @@ BENCHMARK = Path(__file__).resolve().parent.parent / "experiments" / "benchmark.
 
 def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
     flags = ["--data", "synthetic", "--synthetic-examples", "640", "--skip-baseline", "--repetitions", "1",
-             "--scaling", "1,3", "--no-forced-devices"]  # fmt: skip
+             "--scaling", "1,3", "--no-forced-devices", "--no-inference"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", [str(BENCHMARK), *flags, "--out-dir", str(tmp_path)])
     runpy.run_path(str(BENCHMARK), run_name="__main__")
 

@@ -1,5 +1,6 @@
 """Quantized weights, integer-only inference, the C export and the scripts that drive them."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import c_export, data, integer, lanes, mlp, quantizers
+from fmlp import c_export, data, integer, lanes, mlp, quantize_study, quantizers
 from fmlp.layers import Dense
 from fmlp.splits import device_splits
 from fmlp.train import Config
@@ -203,7 +204,7 @@ def test_fine_tune_then_quantize_then_export_end_to_end(trained, idx_dir, tmp_pa
         mlp.save(tmp_path / f"seed_{seed}.npz", network.params, network.architecture)
         sources.append(tmp_path / f"seed_{seed}.npz")
     idx = ["--data-source", "idx", "--data-dir", idx_dir]
-    tuned = run_script("finetune.py", *sources, "--bits", "1", "--lrs", "0.1,0.01", "--epochs", "2", "--validation",
+    tuned = run_script("finetune.py", *sources, "--bits", "1", "--lrs", "0.1,0.01", "--epochs", "1", "--validation",
                        "100", "--out", tmp_path / "ft", "--save-params", tmp_path / "ftp", "--quiet", *idx)  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
     saved = mlp.load(tmp_path / "ftp" / "lr_0.1_seed_1.npz")
@@ -212,8 +213,6 @@ def test_fine_tune_then_quantize_then_export_end_to_end(trained, idx_dir, tmp_pa
     measured = run_script("quantize.py", *sources, "--bits", "8,1", "--fine-tuned", tmp_path / "ft", "--out",
                           tmp_path / "q", *idx)  # fmt: skip
     assert measured.returncode == 0, measured.stderr
-    import json
-
     document = json.loads((tmp_path / "q" / "quantize.json").read_text())
     assert (tmp_path / "q" / "quantize_bits.png").stat().st_size > 0
     assert [row["bits"] for row in document["summary"]["post_training"]] == [8, 1]
@@ -222,8 +221,8 @@ def test_fine_tune_then_quantize_then_export_end_to_end(trained, idx_dir, tmp_pa
     assert all(row["numpy_equals_jax"] for row in tuned_run["networks"])
     eight = document["networks"][0]["post_training"][0]
     assert eight["agreement_with_float32"] >= 0.99 and eight["footprint"]["flash_weights"] == 784 * 32 + 32 * 16 + 160
-    other = run_script("quantize.py", sources[0], "--fine-tuned", tmp_path / "ft", "--out", tmp_path / "q2", *idx)
-    assert other.returncode == 1 and "not the networks given here" in other.stderr
+    with pytest.raises(ValueError, match="not the networks given here"):
+        quantize_study.fine_tuned(tmp_path / "ft", sources[:1])
 
     exported = run_script("export_c.py", tmp_path / "ftp" / "lr_0.1_seed_2.npz", "--bits", "1", "--out",
                           tmp_path / "c", "--check", *idx)  # fmt: skip
