@@ -278,6 +278,15 @@ def inference(network_path: Path, repetitions: int) -> dict:
     return result
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name as Linux reports it (e.g. "AMD EPYC 9B14"); None elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            return next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), None)
+    except OSError:
+        return None
+
+
 def measure(args) -> dict:
     sizes = mlp.REFERENCE_SIZES
     splits = load(args.data, args.synthetic_examples)
@@ -333,6 +342,7 @@ def measure(args) -> dict:
             "device": jax.devices()[0].device_kind,
             "backend": jax.default_backend(),
             "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(),
             "cpu_count": os.cpu_count(),
             "jax": jax.__version__,
             "python": platform.python_version(),
@@ -446,7 +456,8 @@ def table(result: dict) -> str:
         rows.append(("8 lanes over 4 forced CPU devices vs 1 (same cores)", seconds, overhead, "<= 1.3"))
     machine = result["machine"]
     lines = [
-        f"Device: {machine['device']} ({machine['backend']}, {machine['processor']}, {machine['cpu_count']} cores); "
+        f"Device: {machine['device']} ({machine['backend']}, {machine.get('cpu_model') or machine['processor']}, "
+        f"{machine['cpu_count']} cores); "
         f"JAX {machine['jax']}, Python {machine['python']}. Data: {result['data']}. "
         f"Times are medians of {result['repetitions']} rounds, each running every candidate once in turn after "
         "a warm-up; ratios are medians of the ratios within each round.",
