@@ -14,14 +14,10 @@ def main() -> None:
 
     supervise.if_several_processes(args, "baseline")
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes, plans
+    from fmlp import experiment, plans
 
     plan = plans.baseline_plan(vars(args))
-    experiment.run(
-        args,
-        plan,
-        lambda state: {} if args.save_params is None else {args.save_params: lanes.final_params(state, 0)},
-    )
+    experiment.run(args, plan, {} if args.save_params is None else {args.save_params: 0})
 
 
 if __name__ == "__main__":

@@ -238,9 +238,8 @@ def lane_memory(counts: list[int]) -> dict:
             "lr_sweep.py", "--lrs", "0.1", "--seeds", str(count), "--epochs", "1",
             "--train-limit", str(MEMORY_TRAIN + MEMORY_VALIDATION), "--validation", str(MEMORY_VALIDATION),
         )  # fmt: skip
-        sizes = mlp.REFERENCE_SIZES
-        train_flops = count * (MEMORY_TRAIN // 64) * training_flops(sizes, 64)
-        evaluated_flops = count * eval_flops(sizes, MEMORY_VALIDATION + 10000)
+        train_flops = count * (MEMORY_TRAIN // 64) * training_flops(mlp.REFERENCE_SIZES, 64)
+        evaluated_flops = count * eval_flops(mlp.REFERENCE_SIZES, MEMORY_VALIDATION + 10000)
         rows[str(count)] = {
             "wall": wall, "peak_rss_mb": peak_mb, "train": recorded["train"], "eval": recorded["eval"],
             "train_gflops": train_flops / recorded["train"] / 1e9,
@@ -274,7 +273,8 @@ def inference(network_path: Path, repetitions: int) -> dict:
              folder, "--check"], check=True, capture_output=True, text=True,
         )  # fmt: skip
     result["c_summary"] = run.stdout.strip().splitlines()[-1].split(": ", 1)[1]
-    result["network"] = str(network_path)
+    path = network_path.resolve()  # recorded relative to the project, as the results name their files
+    result["network"] = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return result
 
 

@@ -56,11 +56,14 @@ def main() -> None:
     from fmlp import c_export, integer, mlp
 
     try:
-        saved = mlp.load(args.params)
+        saved = mlp.load(args.params)  # its errors name the file
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    try:
         network = integer.from_float(saved.architecture, saved.params, args.bits)
         paths = c_export.export(network, args.out)
     except ValueError as error:
-        sys.exit(f"error: {args.params}: {error}" if not str(error).startswith(str(args.params)) else f"error: {error}")
+        sys.exit(f"error: {args.params}: {error}")
     size = c_export.footprint(network)
     names = ", ".join(path.name for path in paths)
     print(f"wrote {names} into {args.out}: {size.flash_weights + size.flash_other:,} bytes of constants, "

@@ -41,15 +41,7 @@ def main() -> None:
 
     plan = plans.finetune_plan(vars(args), lanes.stack([network.params for network in networks]))
 
-    def save_params(state):
-        if args.save_params_dir is None:
-            return {}
-        return {
-            args.save_params_dir / f"lr_{flags.rate_name(rate)}_seed_{seed}.npz": lanes.final_params(state, lane)
-            for lane, (rate, seed) in enumerate(zip(plan.learning_rates, plan.seeds))
-        }
-
-    experiment.run(args, plan, save_params)
+    experiment.run(args, plan, plans.lane_files(args.save_params_dir, plan))
 
 
 if __name__ == "__main__":

@@ -21,20 +21,10 @@ def main() -> None:
 
     supervise.if_several_processes(args, "lr_sweep")
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes, plans
+    from fmlp import experiment, plans
 
     plan = plans.sweep_plan(vars(args))
-    rates, seeds = plan.learning_rates, plan.seeds
-
-    def save_params(state):
-        if args.save_params_dir is None:
-            return {}
-        return {
-            args.save_params_dir / f"lr_{flags.rate_name(rate)}_seed_{seed}.npz": lanes.final_params(state, lane)
-            for lane, (rate, seed) in enumerate(zip(rates, seeds))
-        }
-
-    experiment.run(args, plan, save_params)
+    experiment.run(args, plan, plans.lane_files(args.save_params_dir, plan))
 
 
 if __name__ == "__main__":

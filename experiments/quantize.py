@@ -24,10 +24,10 @@ def main() -> None:
     try:
         networks = [mlp.load(path) for path in args.params]
         for path, network in zip(args.params, networks):
-            if network.architecture.activation != "sigmoid" or network.architecture.sizes[0] != integer.PIXELS:
-                raise ValueError(f"{path}: a {network.architecture.activation} network of sizes "
-                                 f"{list(network.architecture.sizes)}; integer inference takes 784-input sigmoid "
-                                 "networks")  # fmt: skip
+            try:
+                integer.check_supported(network.architecture)
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None
         candidates = [quantize_study.fine_tuned(folder, args.params) for folder in args.fine_tuned]
         tuned = quantize_study.best_per_width(candidates)
         tuned_networks = [[mlp.load(path) for path in run.paths] for run in tuned]
@@ -55,9 +55,9 @@ def main() -> None:
         ]
         fine_tuned.append({"bits": run.bits, "learning_rate": run.learning_rate, "rate_decay": run.rate_decay,
                            "folder": str(run.folder), "networks": rows})  # fmt: skip
-    if not all(row["numpy_equals_jax"] for record in records for row in record["post_training"]) or not all(
-        row["numpy_equals_jax"] for run in fine_tuned for row in run["networks"]
-    ):
+    measured = [row for record in records for row in record["post_training"]]
+    measured += [row for run in fine_tuned for row in run["networks"]]
+    if not all(row["numpy_equals_jax"] for row in measured):
         sys.exit("error: the NumPy reference and the JAX integer program disagree; nothing written")
 
     summary = {

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fmlp.integer import TABLE_SIZE, IntegerNetwork
+from fmlp.io import atomic_path
 
 SOURCES = Path(__file__).parent / "c"
 STACK_LIMIT = 4096  # bytes fmlp_predict may use for its buffers: a small microcontroller's stack
@@ -100,9 +101,8 @@ def export(network: IntegerNetwork, folder: Path) -> list[Path]:
         raise ValueError(f"fmlp_predict would need {needed} bytes of stack, more than {STACK_LIMIT}")
     folder.mkdir(parents=True, exist_ok=True)
     header = folder / "fmlp_weights.h"
-    temporary = header.with_suffix(".h.partial")
-    temporary.write_text(weights_header(network))
-    temporary.replace(header)
+    with atomic_path(header) as temporary:
+        temporary.write_text(weights_header(network))
     paths = [header]
     for name in ("fmlp.h", "fmlp.c", "main.c"):
         paths.append(Path(shutil.copyfile(SOURCES / name, folder / name)))

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 from tqdm import tqdm
@@ -149,7 +150,7 @@ def check_memory(training: Config, num_lanes: int, args: argparse.Namespace) -> 
     sys.exit(2)
 
 
-def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneState], dict]) -> None:
+def run(args: argparse.Namespace, plan: Plan, param_files: dict[Path, int]) -> None:
     """Runs the plan, checkpointing as it goes; exits with 128 + the signal number if a signal ended it
     early, leaving the checkpoint for --resume."""
     started = time.perf_counter()
@@ -197,8 +198,8 @@ def run(args: argparse.Namespace, plan: Plan, save_params: Callable[[lanes.LaneS
         document = outputs.document(args, runs, seconds, origin, interrupted)
         # Every process takes part in gathering, and only when parameters are saved: gathered, the lanes'
         # parameters are a second copy of the state.
-        saving = any(getattr(args, name, None) is not None for name in ("save_params", "save_params_dir"))
-        params = save_params(distributed.to_host(state)) if saving else {}
+        on_host = distributed.to_host(state) if param_files else None
+        params = {path: lanes.final_params(on_host, lane) for path, lane in param_files.items()}
         failure = None
         if writer:
             try:

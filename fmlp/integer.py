@@ -32,6 +32,7 @@ TABLE_SIZE = 1024  # entries of the sigmoid table: pre-activations in [-8, 8) in
 TABLE_STEPS = 64  # table entries per unit of pre-activation: round(255 sigmoid) changes by at most 1 per step
 LOGIT_BITS = 16  # logits in steps of 2^-16
 PIXELS = 784
+INPUT_MAX = 255  # every layer's inputs are uint8: pixels, then 255 sigmoid
 INT32 = 2**31
 
 
@@ -82,26 +83,32 @@ def fold_normalization(layer: Dense) -> Dense:
 
 
 def integer_layer(codes: np.ndarray, weight_scales: np.ndarray, bias: np.ndarray, input_scale: float,
-                  output_scale: float, input_max: int) -> IntegerLayer:  # fmt: skip
+                  output_scale: float) -> IntegerLayer:  # fmt: skip
     """One layer from its codes (I, O), the real weight each code step stands for (O,), the real bias
     (O,), and the scales of its input and output codes; refuses a layer whose accumulator or
-    output could leave int32 for inputs up to input_max."""
+    output could leave int32 for inputs up to INPUT_MAX."""
     accumulator_scale = input_scale * weight_scales
     bias_codes = np.round(bias / accumulator_scale)
-    bound = input_max * np.abs(codes.astype(np.int64)).sum(axis=0) + np.abs(bias_codes)
+    bound = INPUT_MAX * np.abs(codes.astype(np.int64)).sum(axis=0) + np.abs(bias_codes)
     multiplier, shift = fixed_point(accumulator_scale / output_scale)
     if np.any(bound >= INT32) or np.any(bound * accumulator_scale / output_scale >= INT32):
         raise ValueError("a layer's accumulator or output could leave the int32 range")
     return IntegerLayer(codes.astype(np.int8), bias_codes.astype(np.int32), multiplier, shift)
 
 
+def check_supported(architecture: mlp.Architecture) -> None:
+    """ValueError unless the network is one integer inference runs: 784 pixel inputs, sigmoid hidden
+    layers (whose outputs in [0, 1] are exactly uint8 at scale 1/255)."""
+    if architecture.activation != "sigmoid" or architecture.sizes[0] != PIXELS:
+        raise ValueError(f"integer inference takes {PIXELS}-input sigmoid networks, not {architecture.sizes[0]} "
+                         f"inputs with {architecture.activation}")  # fmt: skip
+
+
 def from_float(architecture: mlp.Architecture, params: mlp.Params, bits: int) -> IntegerNetwork:
     """The integer network of a trained one: weights on `bits` bits per output unit (`quantizers`), the
     normalisation folded into the first layer, biases in accumulator steps. The rounding is the one
     quantization-aware training ran through, so a network fine-tuned at these bits keeps its codes."""
-    if architecture.activation != "sigmoid" or architecture.sizes[0] != PIXELS:
-        raise ValueError(f"integer inference takes {PIXELS}-input sigmoid networks, not {architecture.sizes[0]} "
-                         f"inputs with {architecture.activation}")  # fmt: skip
+    check_supported(architecture)
     layers = []
     for index, layer in enumerate(params):
         codes, scales = (np.asarray(array) for array in quantizers.quantize(layer.w, bits))
@@ -117,7 +124,6 @@ def from_float(architecture: mlp.Architecture, params: mlp.Params, bits: int) ->
                 real.b,
                 input_scale=1.0 if index == 0 else 1.0 / 255.0,
                 output_scale=2.0**-LOGIT_BITS if is_last else 1.0 / TABLE_STEPS,
-                input_max=255,
             )
         )
     return IntegerNetwork(tuple(layers), sigmoid_table(), bits)

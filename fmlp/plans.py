@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from matplotlib.figure import Figure
 
 from fmlp import lanes, mlp, plots
+from fmlp.flags import rate_name
 
 
 class Plan(NamedTuple):
@@ -79,6 +80,14 @@ def finetune_plan(config: dict, start: mlp.Params | None = None) -> Plan:
         start = jax.tree.map(lambda leaf: jnp.concatenate([leaf] * len(config["lrs"])), start)
     title = f"{_network_name(config)}, fine-tuned with {config['bits']}-bit weights, {optimizer_name(config)}"
     return Plan("finetune", rates, seeds, figures, title, start)
+
+
+def lane_files(folder: Path | None, plan: Plan) -> dict[Path, int]:
+    """Where each lane's final parameters go: folder/lr_<rate>_seed_<seed>.npz -> lane; none without a folder."""
+    if folder is None:
+        return {}
+    return {folder / f"lr_{rate_name(rate)}_seed_{seed}.npz": lane
+            for lane, (rate, seed) in enumerate(zip(plan.learning_rates, plan.seeds))}  # fmt: skip
 
 
 def draw(plan: Plan, runs: list[dict], folder: Path) -> list[Path]:

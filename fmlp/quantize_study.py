@@ -32,11 +32,13 @@ class FineTuned(NamedTuple):
     val_accuracy: float  # the mean over networks of the final validation accuracy at that rate
 
 
+_forward_logits = jax.jit(mlp.forward_logits, static_argnums=0)
+
+
 def float_classes(network: mlp.Network, pixels: np.ndarray) -> np.ndarray:
     """The float32 network's classes (N,) on raw pixels (N, 784), normalized as in training."""
-    images = jnp.asarray(normalize(pixels.reshape(-1, 28, 28)))
     architecture = network.architecture._replace(weight_bits=None)  # the float32 network, whatever it trained for
-    logits, _ = jax.jit(mlp.forward_logits, static_argnums=0)(architecture, network.params, images)
+    logits, _ = _forward_logits(architecture, network.params, jnp.asarray(normalize(pixels)))
     return np.asarray(jnp.argmax(logits, axis=-1))
 
 

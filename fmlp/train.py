@@ -167,6 +167,8 @@ def evaluate(
 
     images: (N, D) float32; labels: (N,) int -> (scalar loss, scalar accuracy in [0, 1]).
     """
+    # Weights rounded for quantization-aware training are rounded once here, not once per chunk.
+    params, architecture = mlp.weights_run(architecture, params), architecture._replace(weight_bits=None)
     num_examples = images.shape[0]
     chunk_size = min(chunk_size, num_examples)
     num_full = num_examples // chunk_size

@@ -53,7 +53,5 @@ def idx_dir(tmp_path_factory) -> Path:
         zip(("test_images", "test_labels"), split(200))
     )
     for field, name in data.IDX_FILES.items():
-        array = arrays[field]
-        header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-        (directory / name).write_bytes(header + array.tobytes())
+        data.write_idx(directory / name, arrays[field])
     return directory
