@@ -175,13 +175,16 @@ def compile_seconds(jitted, *args, **static) -> float:
 
 
 def load(source: str, synthetic_examples: int) -> Splits:
-    """Training, validation (the last 10,000 training images) and test splits on the device."""
+    """Training, validation (the last 10,000 training images) and test splits on the device. Synthetic
+    data has `synthetic_examples` training images and as many held-out ones (at most 10,000), which
+    serve as both validation and test set."""
     if source == "synthetic":
+        held_out = min(synthetic_examples, 10000)
         keys = jax.random.split(jax.random.key(0), 6)
         images = jax.random.normal(keys[0], (synthetic_examples, 784))
         labels = jax.random.randint(keys[1], (synthetic_examples,), 0, 10)
-        test_images = jax.random.normal(keys[2], (10000, 784))
-        test_labels = jax.random.randint(keys[3], (10000,), 0, 10)
+        test_images = jax.random.normal(keys[2], (held_out, 784))
+        test_labels = jax.random.randint(keys[3], (held_out,), 0, 10)
         return Splits(images, labels, test_images, test_labels, test_images, test_labels)
     from fmlp.splits import device_splits
 
@@ -540,7 +543,7 @@ def main() -> None:
         "--synthetic-examples",
         type=flags.positive_int,
         default=60000,
-        help="training set size with --data synthetic",
+        help="training set size with --data synthetic (as many held-out images, at most 10,000)",
     )
     parser.add_argument("--skip-baseline", action="store_true", help="skip the end-to-end script runs")
     parser.add_argument(
