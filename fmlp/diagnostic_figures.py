@@ -102,10 +102,15 @@ def _image_grid(
     images: np.ndarray, captions: list[str], title: str, columns: int, cmap: str, symmetric: bool
 ) -> Figure:
     rows = max(1, -(-len(images) // columns))
-    cell = PAGE_WIDTH / columns
-    figure = Figure(figsize=(PAGE_WIDTH, (cell + 0.3) * rows + 0.4), layout="constrained")
-    figure.suptitle(title if len(images) else f"{title}: none")
-    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns))):
+    cell, caption, heading, margin = PAGE_WIDTH / columns, 0.3, 0.4, 0.05  # inches
+    height = (cell + caption) * rows + heading
+    figure = Figure(figsize=(PAGE_WIDTH, height))
+    figure.suptitle(title if len(images) else f"{title}: none", y=1 - margin / height, va="top")
+    # A regular grid of images without ticks has its layout known in advance: placed directly, not by the
+    # constrained layout engine, which measures every axes' text and took most of a diagnosis's time.
+    grid = {"left": margin / PAGE_WIDTH, "right": 1 - margin / PAGE_WIDTH, "bottom": margin / height,
+            "top": 1 - (heading + caption) / height, "wspace": 2 * margin / cell, "hspace": caption / cell}  # fmt: skip
+    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns, gridspec_kw=grid))):
         axes.axis("off")
         if index < len(images):
             limit = np.abs(images[index]).max() if symmetric else None

@@ -116,23 +116,35 @@ def init_lanes(
 
     `padding` more lanes (copies of the first, stopped from the start) fill the last device's share.
     """
-    learning_rates, seeds = list(learning_rates) + [learning_rates[0]] * padding, list(seeds) + [seeds[0]] * padding
-    per_seed = {}
-    for seed in dict.fromkeys(seeds):
+    learning_rates = jnp.asarray(list(learning_rates) + [learning_rates[0]] * padding, jnp.float32)
+    # int64 on the host, as jax.random.key reads a Python int (narrowed to int32 unless 64-bit is on).
+    seeds = jnp.asarray(np.asarray(list(seeds) + [seeds[0]] * padding, np.int64))
+    return _init_lanes(config, padding, learning_rates, seeds, start)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _init_lanes(
+    config: Config, padding: int, learning_rates: jax.Array, seeds: jax.Array, start: mlp.Params | None
+) -> LaneState:
+    """`init_lanes` as one compiled program, learning_rates (L,) and seeds (L,) with the padding lanes
+    included: run op by op, its few dozen small operations each compiled apart cost about a second
+    at every start. The lanes' parameters are drawn straight into their stacked arrays (a vmap of
+    `init_lane`, the same numbers as one seed at a time), with no second copy of them."""
+
+    def one_lane(seed: jax.Array) -> tuple[mlp.Params, jax.Array]:
         params, key = init_lane(seed, config.architecture)
-        per_seed[seed] = (params, jax.random.key_data(key))
-    params, keys = stack([per_seed[seed] for seed in seeds])
+        return params, jax.random.key_data(key)
+
+    params, keys = jax.vmap(one_lane)(seeds)
     if start is not None:
         params = jax.tree.map(lambda leaf: jnp.concatenate([leaf, leaf[:1].repeat(padding, 0)]), start)
-    num_lanes = len(seeds)
-    no = jnp.zeros((num_lanes,), bool)
-    optimizer = stack([init_optimizer(config, unstack(params, 0))] * num_lanes)
+    num_lanes = seeds.shape[0]
     return LaneState(
         params=params,
-        optimizer=optimizer,
+        optimizer=jax.vmap(partial(init_optimizer, config))(params),
         keys=keys,
-        learning_rates=jnp.asarray(learning_rates, jnp.float32),
-        diverged=no,
+        learning_rates=learning_rates,
+        diverged=jnp.zeros((num_lanes,), bool),
         stopped=jnp.arange(num_lanes) >= num_lanes - padding,
         # a copy, not the same buffers: the compiled epoch takes the state over, leaf by leaf
         best_params=jax.tree.map(jnp.copy, params) if config.patience is not None else None,
