@@ -128,14 +128,14 @@ def _init_lanes(
 ) -> LaneState:
     """`init_lanes` as one compiled program, learning_rates (L,) and seeds (L,) with the padding lanes
     included: run op by op, its few dozen small operations each compiled apart cost about a second
-    at every start. The lanes' parameters are drawn straight into their stacked arrays (a vmap of
-    `init_lane`, the same numbers as one seed at a time), with no second copy of them."""
+    at every start. The lanes' parameters are drawn one lane at a time straight into their stacked
+    arrays (`init_lane` mapped over the seeds: the same numbers), with no second copy of them."""
 
     def one_lane(seed: jax.Array) -> tuple[mlp.Params, jax.Array]:
         params, key = init_lane(seed, config.architecture)
         return params, jax.random.key_data(key)
 
-    params, keys = jax.vmap(one_lane)(seeds)
+    params, keys = jax.lax.map(one_lane, seeds)  # one lane at a time: a vmap would hold every lane's draws
     if start is not None:
         params = jax.tree.map(lambda leaf: jnp.concatenate([leaf, leaf[:1].repeat(padding, 0)]), start)
     num_lanes = seeds.shape[0]
