@@ -50,6 +50,12 @@ def epochs_done(progress: Progress) -> int:
     return len(progress.history.records[0])
 
 
+def epochs_saved(path: Path) -> int:
+    """The epochs the checkpoint at path holds, from its JSON entry alone (no template state needed)."""
+    with np.load(path, allow_pickle=False) as file:
+        return len(json.loads(file["meta"].tobytes())["history"]["records"][0])
+
+
 def load(path: Path, template: LaneState, flags: dict) -> Progress:
     """The progress saved at path, in the tree of `template` (a fresh state of the same lanes and config).
 

@@ -89,11 +89,17 @@ def start_processes(args: argparse.Namespace) -> None:
 
 
 def compile_cache(args: argparse.Namespace) -> None:
-    """Keeps compiled programs beside the MNIST cache (or in $JAX_COMPILATION_CACHE_DIR), so that a
-    second run of the same command skips compilation; --no-compile-cache turns it off."""
+    """`keep_compiled_programs`, unless --no-compile-cache turns it off."""
     if args.no_compile_cache:
         jax.config.update("jax_enable_compilation_cache", False)  # JAX would read the variable itself
         return
+    keep_compiled_programs()
+
+
+def keep_compiled_programs() -> None:
+    """Keeps compiled programs beside the MNIST cache (or in $JAX_COMPILATION_CACHE_DIR), so that a
+    second run of the same command skips compilation. Effective only before the process's first
+    compilation, which decides whether JAX uses the cache at all."""
     folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(data.default_cache_dir() / "xla")
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

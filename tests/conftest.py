@@ -1,6 +1,5 @@
 """Shared test helpers."""
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -9,10 +8,9 @@ import pytest
 
 from fmlp import data, experiment, mlp
 
-# Before the first compilation, which decides for the whole process whether JAX's persistent cache is
-# used: the tests keep their compiled programs where the scripts keep theirs, and share them between
-# the workers and with the next run of the suite.
-experiment.compile_cache(argparse.Namespace(no_compile_cache=False))
+# Before the first compilation: the tests keep their compiled programs where the scripts keep theirs,
+# and share them between the workers and with the next run of the suite.
+experiment.keep_compiled_programs()
 
 
 @pytest.fixture

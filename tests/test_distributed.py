@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fmlp import checkpoint
+
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,10 +205,9 @@ def test_a_coordinator_port_in_use_is_named(idx_dir, tmp_path):
 
 
 def checkpointed_epochs(path: Path) -> int:
-    """The epochs in a run's checkpoint, from its JSON entry; 0 while there is none."""
+    """The epochs in a run's checkpoint; 0 while there is none."""
     try:
-        with np.load(path) as archive:
-            return len(json.loads(archive["meta"].tobytes())["history"]["records"][0])
+        return checkpoint.epochs_saved(path)
     except FileNotFoundError:
         return 0
 
