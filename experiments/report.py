@@ -25,18 +25,22 @@ def build(args: argparse.Namespace, out: Path) -> None:
         if not (args.docs / document).is_file():
             sys.exit(f"error: {args.docs / document} is missing (it is part of the repository)")
     try:
-        built = report.build(args.results, args.docs, args.authors, args.present, args.title, font=args.font)
+        text = report.draft(args.results, args.docs, args.authors, args.present)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
-    for problem in built.unsupported:
+    for problem in text.unsupported:
         print(f"{'warning' if args.allow_stale else 'error'}: a number no result contains: {problem}", file=sys.stderr)
-    if built.unsupported and not args.allow_stale:
-        sys.exit(f"error: {len(built.unsupported)} numbers of the prose are not in the results (fix them, or "
+    if text.unsupported and not args.allow_stale:
+        sys.exit(f"error: {len(text.unsupported)} numbers of the prose are not in the results (fix them, or "
                  "pass --allow-stale); nothing written")  # fmt: skip
+    try:
+        pdf = report.lay_out(text.parts, args.docs, args.authors, args.present, args.title, font=args.font)
+    except ValueError as error:  # a line of code too long for the page, or an equation that cannot be typeset
+        sys.exit(f"error: {error}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temp_path:
-        built.pdf.output(str(temp_path))
-    print(f"wrote {out} ({built.pdf.page_no()} pages)", end="")
+        pdf.output(str(temp_path))
+    print(f"wrote {out} ({pdf.page_no()} pages)", end="")
 
 
 def main() -> None:

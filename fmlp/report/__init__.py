@@ -13,10 +13,11 @@ COURSE = "Embedded Machine Learning"
 EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
 
 
-class Report(NamedTuple):
-    """The laid-out document, not yet written, and what the check for stale numbers found."""
+class Draft(NamedTuple):
+    """The report's parts as Markdown with every result filled in, and what the check for stale
+    numbers found: known before anything is laid out."""
 
-    pdf: FPDF
+    parts: list[str]  # each starts a page
     unsupported: list[str]  # numbers of the prose that no result contains, each with its sentence
 
 
@@ -56,17 +57,10 @@ PART = "\n\n<!-- part -->\n\n"  # between the parts of the document, each of whi
 DOCUMENTS = ("cudnn_review.md", "derivation.md", "results.md")
 
 
-def build(
-    results_dir: Path,
-    docs_dir: Path,
-    authors: list[str],
-    present: list[str],
-    title: str,
-    date: str | None = None,
-    font: Path | None = None,
-) -> Report:
-    """The whole report. Raises FileNotFoundError listing missing results (and their commands), and
-    ValueError naming a results file that cannot be read."""
+def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[str]) -> Draft:
+    """The report's text from the results and documents, checked for numbers no result contains.
+    Raises FileNotFoundError listing missing results (and their commands), and ValueError naming a
+    results file that cannot be read."""
     missing = content.missing_results(results_dir)
     if missing:
         raise FileNotFoundError("missing results: " + "; ".join(missing))
@@ -86,17 +80,28 @@ def build(
         + "\n\n## How to reproduce\n\n"
         + commands.reproduce_text(results, authors, present),
     ]
-    assembled = content.assemble(PART.join(parts), results, results_dir).split(PART)
-
-    pdf = layout.new_pdf(title, ", ".join(authors), font)
-    _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
-    for part in assembled:
-        pdf.add_page()
-        layout.markdown(pdf, part, docs_dir)
     forms = numbers.quoted_forms(results.values())
     unsupported = [
         f"docs/{name}: {problem}"
         for name, text in zip(DOCUMENTS, (review, derivation, discussion))
         for problem in numbers.unsupported(content.kept_sections(text, results_dir, docs_only=True), forms)
     ]
-    return Report(pdf, unsupported)
+    return Draft(content.assemble(PART.join(parts), results, results_dir).split(PART), unsupported)
+
+
+def lay_out(
+    parts: list[str],
+    docs_dir: Path,
+    authors: list[str],
+    present: list[str],
+    title: str,
+    date: str | None = None,
+    font: Path | None = None,
+) -> FPDF:
+    """The whole document, not yet written: the top sheet, then each part of a draft from a new page."""
+    pdf = layout.new_pdf(title, ", ".join(authors), font)
+    _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
+    for part in parts:
+        pdf.add_page()
+        layout.markdown(pdf, part, docs_dir)
+    return pdf
