@@ -9,6 +9,7 @@ outline; ```math blocks are typeset equations; a code block's lines are never br
 """
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -53,12 +54,14 @@ def missing_glyphs(text: str, extra_font: Path | None = None) -> list[str]:
     return sorted({char for char in text if not char.isspace() and ord(char) not in covered}, key=text.index)
 
 
-def new_pdf(title: str, author: str, extra_font: Path | None = None) -> FPDF:
+def new_pdf(title: str, author: str, extra_font: Path | None = None, twin: bool = True) -> FPDF:
     """An A4 document with the DejaVu families registered, page numbers in the footer; extra_font, if
-    given, draws whatever DejaVu has no glyph for (names in other scripts)."""
+    given, draws whatever DejaVu has no glyph for (names in other scripts). With twin, it carries a
+    blank document of the same fonts and margins, to try a layout on before drawing it (`fits_here`)."""
 
     class Pages(FPDF):
         floats: list[tuple[Path, str]] = []  # figures waiting for the top of the next page
+        twin: FPDF | None = None
 
         def header(self):
             _place_floats(self)
@@ -80,7 +83,22 @@ def new_pdf(title: str, author: str, extra_font: Path | None = None) -> FPDF:
     pdf.set_creator("fmlp experiments/report.py")
     pdf.set_margins(20, 18, 20)
     pdf.set_auto_page_break(True, margin=18)
+    pdf.twin = new_pdf(title, author, extra_font, twin=False) if twin else None
     return pdf
+
+
+def fits_here(pdf: FPDF, draw: Callable[[FPDF], None]) -> bool:
+    """Whether draw(pdf) would end on the current page, above its bottom margin.
+
+    Tried on pdf's twin from the same height of a fresh page: fpdf2's own trial (offset_rendering)
+    deep-copies the whole document twice per try, which made the tables most of the layout's time.
+    """
+    twin = pdf.twin
+    twin.add_page()
+    twin.set_xy(pdf.get_x(), pdf.get_y())
+    page = twin.page
+    draw(twin)
+    return twin.page == page and twin.get_y() <= twin.page_break_trigger
 
 
 def parser() -> MarkdownIt:
@@ -188,11 +206,10 @@ def _column_widths(pdf: FPDF, rows: list[list[str]]) -> list[float]:
 
 def _table(pdf: FPDF, tokens: list[Token], caption: str = "") -> None:
     """A table with its caption above it, both moved to the next page unless the whole table fits here."""
-    while pdf.get_y() > pdf.t_margin + 1:  # on a fresh page a table longer than the page breaks as it must
-        with pdf.offset_rendering() as trial:
-            _draw_table(trial, tokens, caption)
-        if not trial.page_break_triggered:
-            break
+    # On a fresh page a table longer than the page breaks as it must.
+    while pdf.get_y() > pdf.t_margin + 1 and not fits_here(
+        pdf, lambda document: _draw_table(document, tokens, caption)
+    ):
         pdf.add_page()  # which may place waiting figures first: try again below them
     _draw_table(pdf, tokens, caption)
 
