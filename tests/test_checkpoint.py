@@ -19,6 +19,9 @@ from fmlp.train import Config
 
 from .test_experiments import SWEEP, run_script
 
+# Every test of this module on one worker, so that its module fixture runs once.
+pytestmark = pytest.mark.xdist_group("checkpoint")
+
 SAME = ("runs", "summary", "selected")
 
 

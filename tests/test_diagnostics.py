@@ -12,6 +12,9 @@ from fmlp import diagnostics, mlp
 
 from .test_experiments import BASELINE, check_png, run_script, tiny
 
+# Every test of this module on one worker, so that its module fixture runs once.
+pytestmark = pytest.mark.xdist_group("diagnostics")
+
 DIAGNOSE = Path(__file__).resolve().parent.parent / "experiments" / "diagnose.py"
 ARCH = mlp.Architecture((784, 6, 5, 10))
 

@@ -13,6 +13,9 @@ from fmlp import handin
 
 from .test_experiments import run_script
 
+# Every test of this module on one worker, so that its module fixture runs once.
+pytestmark = pytest.mark.xdist_group("handin")
+
 ROOT = Path(__file__).resolve().parent.parent
 HANDIN = ROOT / "experiments" / "handin.py"
 

@@ -16,6 +16,9 @@ from fmlp.splits import device_splits
 from fmlp.train import Config
 from tests.autodiff import reference_loss
 
+# Every test of this module on one worker, so that its module fixture runs once.
+pytestmark = pytest.mark.xdist_group("quantize")
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = mlp.Architecture((784, 32, 16, 10))
 COMPILE = ["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]

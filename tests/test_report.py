@@ -15,6 +15,9 @@ from fmlp.report import commands, content, numbers
 
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
 
+# Every test of this module on one worker, so that its module fixture runs once.
+pytestmark = pytest.mark.xdist_group("report")
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "experiments" / "report.py"
 GRADCHECK = ROOT / "experiments" / "gradcheck.py"
