@@ -73,6 +73,9 @@ def start(
         wait_for_coordinator(address, timeout)
     else:
         check_free(address)
+    # Interrupts are ours (fmlp.interrupts keeps the finished epochs); JAX's preemption service would
+    # only poll the coordinator, and log a warning past the supervisor's filter when it goes away.
+    jax.config.update("jax_enable_preemption_service", False)
     jax.distributed.initialize(
         address,
         num_processes or int(os.environ["JAX_NUM_PROCESSES"]),
