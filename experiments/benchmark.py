@@ -438,6 +438,7 @@ def table(result: dict) -> str:
             rows.append(build())
         except KeyError:  # a measurement that an earlier version of this script did not make
             continue
+    missing = len(candidates) - len(rows)
     if "baseline" in result:
         b = result["baseline"]
         floor = f"{b['over_floor']:.2f} x the floor of {b['floor_seconds']:.1f} s (its matmul FLOPs at the ceiling)"
@@ -463,7 +464,13 @@ def table(result: dict) -> str:
         f"{machine['cpu_count']} cores); "
         f"JAX {machine['jax']}, Python {machine['python']}. Data: {result['data']}. "
         f"Times are medians of {result['repetitions']} rounds, each running every candidate once in turn after "
-        "a warm-up; ratios are medians of the ratios within each round.",
+        "a warm-up; ratios are medians of the ratios within each round."
+        + (
+            f" Written by an earlier version of this script: {missing} of the {len(candidates)} rows it writes "
+            "now, and the tables it did not make yet, are missing; run it again on this backend for them."
+            if missing
+            else ""
+        ),
         "",
         "| what | time | rate or ratio | target (set for the 2-core CPU) |",
         "| --- | --- | --- | --- |",
