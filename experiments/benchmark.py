@@ -214,7 +214,7 @@ def script_run(script: str, *flags: str) -> tuple[float, float]:
 
 
 def script_document(script: str, *flags: str) -> tuple[float, float, dict]:
-    """`script_run`, and the seconds its JSON recorded (data, compile, train, eval, total)."""
+    """`script_run`, and the metrics JSON it wrote (its "seconds": data, compile, train, eval, total)."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = subprocess.run(
@@ -223,8 +223,8 @@ def script_document(script: str, *flags: str) -> tuple[float, float, dict]:
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         seconds = time.perf_counter() - start
-        recorded = json.loads(next(Path(out).glob("*.json")).read_text())["seconds"]
-    return seconds, float(result.stdout.strip().splitlines()[-1]), recorded
+        document = json.loads(next(Path(out).glob("*.json")).read_text())
+    return seconds, float(result.stdout.strip().splitlines()[-1]), document
 
 
 # Images of the lane-memory runs (--train-limit 2000 --validation 1000): the 1,001-lane run takes minutes.
@@ -234,19 +234,22 @@ MEMORY_TRAIN, MEMORY_VALIDATION = 1000, 1000
 def lane_memory(counts: list[int]) -> dict:
     """Per lane count, one epoch of `lr_sweep.py --lrs 0.1 --seeds N` on MEMORY_TRAIN training and
     MEMORY_VALIDATION validation images (and the 10,000 test images) in a child: its wall and recorded
-    seconds, peak RSS, and the FLOP rates of its training and its evaluation."""
+    seconds, peak RSS (and peak device memory where the device counts it), and the FLOP rates of its
+    training and its evaluation."""
     rows = {}
     for count in counts:
-        wall, peak_mb, recorded = script_document(
+        wall, peak_mb, document = script_document(
             "lr_sweep.py", "--lrs", "0.1", "--seeds", str(count), "--epochs", "1",
             "--train-limit", str(MEMORY_TRAIN + MEMORY_VALIDATION), "--validation", str(MEMORY_VALIDATION),
         )  # fmt: skip
         train_flops = count * (MEMORY_TRAIN // 64) * training_flops(mlp.REFERENCE_SIZES, 64)
         evaluated_flops = count * eval_flops(mlp.REFERENCE_SIZES, MEMORY_VALIDATION + 10000)
+        recorded, device_bytes = document["seconds"], document.get("peak_device_bytes")
         rows[str(count)] = {
             "wall": wall, "peak_rss_mb": peak_mb, "train": recorded["train"], "eval": recorded["eval"],
             "train_gflops": train_flops / recorded["train"] / 1e9,
             "eval_gflops": evaluated_flops / recorded["eval"] / 1e9,
+            "peak_device_mb": None if device_bytes is None else device_bytes / 2**20,
         }  # fmt: skip
     return rows
 
@@ -495,17 +498,22 @@ def scaling_table(result: dict) -> list[str]:
 
 
 def lane_memory_table(result: dict) -> list[str]:
-    """Peak memory and time per lane count, and the FLOP rates of training and evaluation."""
+    """Peak memory and time per lane count, and the FLOP rates of training and evaluation. Where the
+    device counted its memory (a GPU), its peak is a column too, and the share per lane is of it."""
     rows = result.get("lane_memory")
     if not rows:
         return []
+    on_device = any(row.get("peak_device_mb") is not None for row in rows.values())
     lines = ["", f"`lr_sweep.py --lrs 0.1 --seeds N --epochs 1` on {MEMORY_TRAIN:,} training and {MEMORY_VALIDATION:,} "
              "validation images (and the 10,000 test images), each in its own process:", "",
-             "| lanes | peak RSS | per lane | train per lane-epoch | eval per lane-epoch | train GFLOP/s | "
-             "eval GFLOP/s |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "| lanes | peak RSS | " + ("peak device memory | " * on_device) + "per lane | train per lane-epoch | "
+             "eval per lane-epoch | train GFLOP/s | eval GFLOP/s |",
+             "| --- " * (7 + on_device) + "|"]  # fmt: skip
     for count, row in rows.items():
+        peak_mb = row["peak_device_mb"] if on_device else row["peak_rss_mb"]
+        device = f"{row['peak_device_mb'] / 1024:.2f} GB | " if on_device else ""
         lines.append(
-            f"| {int(count):,} | {row['peak_rss_mb'] / 1024:.2f} GB | {row['peak_rss_mb'] / int(count):.1f} MB | "
+            f"| {int(count):,} | {row['peak_rss_mb'] / 1024:.2f} GB | {device}{peak_mb / int(count):.1f} MB | "
             f"{row['train'] / int(count) * 1e3:.1f} ms | {row['eval'] / int(count) * 1e3:.1f} ms | "
             f"{row['train_gflops']:.0f} | {row['eval_gflops']:.0f} |"
         )

@@ -47,13 +47,26 @@ def bytes_needed(config: Config, num_lanes: int) -> int:
     )
 
 
+def device_stats() -> dict:
+    """The default device's memory statistics (bytes_limit, bytes_in_use, peak_bytes_in_use, ...);
+    empty where the runtime keeps none, as on the CPU."""
+    try:
+        return jax.local_devices()[0].memory_stats() or {}
+    except jax.errors.JaxRuntimeError:  # some runtimes keep no statistics
+        return {}
+
+
+def peak_device_bytes() -> int | None:
+    """The most memory the default device has held so far in this process; None where the runtime
+    does not count it (on the CPU the process's peak RSS says it instead)."""
+    peak = device_stats().get("peak_bytes_in_use")
+    return None if peak is None else int(peak)
+
+
 def available_bytes() -> int | None:
     """What the default device can still hold: the accelerator's limit, or on a CPU the host's available
     memory (MemAvailable); None where neither is known."""
-    try:
-        stats = jax.local_devices()[0].memory_stats() or {}
-    except jax.errors.JaxRuntimeError:  # some runtimes keep no statistics
-        stats = {}
+    stats = device_stats()
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
     try:

@@ -3,7 +3,7 @@
 The contract only grows: "config", "environment", "runs" and "seconds" as before; each run also has
 "seed", "stopped_at_epoch", "best_epoch", "final" and "not_learning"; each epoch "val_loss" and
 "val_accuracy" (None without validation); and at the top "data", "interrupted", "summary",
-"summary_interval" and "selected".
+"summary_interval", "selected" and "peak_device_bytes" (None on the CPU).
 """
 
 import argparse
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jax
 
-from fmlp import stats
+from fmlp import memory, stats
 from fmlp.data import Origin
 from fmlp.io import atomic_path
 from fmlp.lanes import LaneHistory
@@ -109,6 +109,7 @@ def document(
         "summary_interval": stats.INTERVAL,
         "selected": stats.select_kept(run_records) if args.early_stop is not None else stats.select(run_records),
         "seconds": seconds,
+        "peak_device_bytes": memory.peak_device_bytes(),
     }
 
 

@@ -44,3 +44,13 @@ def test_benchmark_smoke(tmp_path, capsys, monkeypatch):
     older = {key: value for key, value in result.items() if key != "adam_over_sgd"}
     table = runpy.run_path(str(BENCHMARK))["table"]
     assert re.search(r"Written by an earlier version of this script: 1 of the \d+ rows", table(older))
+
+
+def test_the_lane_memory_table_has_the_device_peak_where_the_device_counted_it():
+    lane_memory_table = runpy.run_path(str(BENCHMARK))["lane_memory_table"]
+    row = {"wall": 9.0, "peak_rss_mb": 2048.0, "train": 1.0, "eval": 2.0, "train_gflops": 160.0, "eval_gflops": 300.0}
+    on_cpu = lane_memory_table({"lane_memory": {"8": row | {"peak_device_mb": None}}})
+    assert "peak device memory" not in "\n".join(on_cpu) and "| 8 | 2.00 GB | 256.0 MB |" in on_cpu[-1]
+    on_gpu = lane_memory_table({"lane_memory": {"8": row | {"peak_device_mb": 512.0}}})
+    assert "| peak device memory | per lane |" in on_gpu[-3] and on_gpu[-2].count("---") == 8
+    assert "| 8 | 2.00 GB | 0.50 GB | 64.0 MB | 125.0 ms | 250.0 ms | 160 | 300 |" == on_gpu[-1]

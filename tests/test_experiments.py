@@ -45,7 +45,8 @@ EPOCH_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy
 
 def check_contract(document: dict, num_runs: int, epochs: int) -> None:
     assert set(document) == {"config", "environment", "data", "interrupted", "runs", "summary", "summary_interval",
-                             "selected", "seconds"}  # fmt: skip
+                             "selected", "seconds", "peak_device_bytes"}  # fmt: skip
+    assert document["peak_device_bytes"] is None  # the CPU counts no device memory: peak RSS says it
     assert {"jax", "backend", "device_count", "python"} <= set(document["environment"])
     assert set(document["seconds"]) == {"data", "compile", "train", "eval", "total"}
     assert all(value > 0 for value in document["seconds"].values())

@@ -2,6 +2,7 @@
 early stopping and the validation split."""
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -230,3 +231,17 @@ def test_a_rate_decay_multiplies_each_lanes_rate_after_every_epoch(problem):
         params, key, _ = _epoch(CONFIG, params, key, problem.train_images, problem.train_labels, jnp.float32(rate))
     for ours, theirs in zip(jax.tree.leaves(lanes.final_params(state, 0)), jax.tree.leaves(params)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_the_peak_device_memory_is_the_runtimes_count_where_it_keeps_one(monkeypatch):
+    class Device(NamedTuple):
+        stats: dict | None
+
+        def memory_stats(self):
+            return self.stats
+
+    assert memory.peak_device_bytes() is None  # the CPU keeps no statistics
+    monkeypatch.setattr(memory.jax, "local_devices", lambda: [Device({"peak_bytes_in_use": 3 * 2**30})])
+    assert memory.peak_device_bytes() == 3 * 2**30
+    monkeypatch.setattr(memory.jax, "local_devices", lambda: [Device({"bytes_in_use": 5})])
+    assert memory.peak_device_bytes() is None
