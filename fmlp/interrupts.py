@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
-from fmlp.io import remove_pending
+from fmlp.io import remove_pending, stop_writing
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -49,6 +49,7 @@ def exit_status(control: Control) -> int | None:
 
 def _abort(signum: int, message: str) -> None:
     """Ends the process now: no `finally` runs, so the temporary files are removed here."""
+    stop_writing()
     remove_pending()
     sys.stderr.write(f"\n{message}\n")
     sys.stderr.flush()

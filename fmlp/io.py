@@ -5,10 +5,16 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 _PENDING: set[Path] = set()
+# Held by a thread from creating a temporary file until its rename. An abort from another thread
+# waits for it (`stop_writing`): a writer that opens its file by name (savefig, savez) would
+# otherwise re-create a temporary file the abort has just removed.
+_WRITING = threading.RLock()
+ABORT_WAIT_SECONDS = 5.0  # longer than any one file takes to write; then the abort goes on regardless
 
 
 @contextlib.contextmanager
@@ -21,6 +27,12 @@ def pending(path: Path) -> Iterator[Path]:
         _PENDING.discard(path)
 
 
+def stop_writing(timeout: float = ABORT_WAIT_SECONDS) -> None:
+    """Waits until no other thread is writing a temporary file (`timeout` seconds at most), and from
+    then on keeps every other thread from starting one: for an abort, which ends the process next."""
+    _WRITING.acquire(timeout=timeout)
+
+
 def remove_pending() -> None:
     """Removes every registered temporary path: for an abort that skips the `finally` blocks."""
     for path in list(_PENDING):
@@ -28,6 +40,13 @@ def remove_pending() -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def _new_temporary(target: Path) -> Path:
+    """A new empty file in target's folder, named after it."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(name)
 
 
 @contextlib.contextmanager
@@ -38,9 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     sees a half-written file; an abort removes it through `remove_pending`.
     """
     target = Path(path)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    with pending(Path(temp_name)) as temp_path:
+    with _WRITING, pending(_new_temporary(target)) as temp_path:
         try:
             yield temp_path
             # mkstemp creates the file private (0600); give the result the permissions a plain open() would.

@@ -157,3 +157,39 @@ def test_ctrl_c_in_diagnose_and_report_ends_with_one_line_and_leaves_nothing(idx
         assert "Traceback" not in child.stderr and child.stderr.strip().splitlines()[-1].startswith("interrupted")
     assert not (tmp_path / "diagnose").exists() or not any((tmp_path / "diagnose").iterdir())
     assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())
+
+
+STOP_WRITING = """
+import sys, threading
+from pathlib import Path
+from fmlp import io
+
+inside, go = threading.Event(), threading.Event()
+
+def write():
+    with io.atomic_path(Path(sys.argv[1]) / "figure.png") as temp_path:
+        inside.set()
+        go.wait()
+        temp_path.write_bytes(b"complete")  # by name, as savefig does: re-creates a removed file
+
+writer = threading.Thread(target=write)
+writer.start()
+inside.wait()
+aborter = threading.Thread(target=lambda: (io.stop_writing(), io.remove_pending()))
+aborter.start()
+aborter.join(0.3)
+print("the abort waited" if aborter.is_alive() else "the abort did not wait")
+go.set()
+aborter.join()
+stopped = threading.Thread(target=lambda: io.atomic_path(Path(sys.argv[1]) / "next.png").__enter__(), daemon=True)
+stopped.start()
+stopped.join(0.3)
+print("no new file" if stopped.is_alive() else "a new file")
+"""
+
+
+def test_an_abort_waits_for_the_file_being_written_and_lets_no_other_start(tmp_path):
+    result = subprocess.run([sys.executable, "-c", STOP_WRITING, str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.stdout.split("\n")[:2] == ["the abort waited", "no new file"], result.stderr
+    assert not leftovers(tmp_path) and (tmp_path / "figure.png").read_bytes() == b"complete"
