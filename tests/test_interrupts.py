@@ -175,16 +175,14 @@ def write():
 writer = threading.Thread(target=write)
 writer.start()
 inside.wait()
-aborter = threading.Thread(target=lambda: (io.stop_writing(), io.remove_pending()))
-aborter.start()
-aborter.join(0.3)
-print("the abort waited" if aborter.is_alive() else "the abort did not wait")
-go.set()
-aborter.join()
-stopped = threading.Thread(target=lambda: io.atomic_path(Path(sys.argv[1]) / "next.png").__enter__(), daemon=True)
-stopped.start()
-stopped.join(0.3)
-print("no new file" if stopped.is_alive() else "a new file")
+threading.Timer(0.3, go.set).start()
+io.stop_writing()  # in the main thread, as the signal handler does
+print("the abort waited" if go.is_set() and not writer.is_alive() else "the abort did not wait")
+io.remove_pending()
+second = threading.Thread(target=lambda: io.atomic_path(Path(sys.argv[1]) / "next.png").__enter__(), daemon=True)
+second.start()
+second.join(0.3)
+print("no new file" if second.is_alive() else "a new file")
 """
 
 
