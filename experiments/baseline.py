@@ -4,20 +4,23 @@ python experiments/baseline.py               # 30 epochs, lr 0.1, batch 64, seed
 python experiments/baseline.py --epochs 3 --train-limit 5000 --out quick-run
 """
 
-from fmlp import flags, interrupts, supervise
+from fmlp.run import flags, interrupts
+from fmlp.scale import supervisor
 
 
 def main() -> None:
     parser = flags.baseline_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     flags.check_args(parser, args)
+    experiment = flags.experiment(args, "baseline")
 
-    supervise.if_several_processes(args, "baseline")
+    supervisor.if_several_processes(args.coordinator, args.out / "baseline.checkpoint.npz")
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, plans
+    from fmlp.run import experiment as run
+    from fmlp.run import plans
 
-    plan = plans.baseline_plan(vars(args))
-    experiment.run(args, plan, {} if args.save_params is None else {args.save_params: 0})
+    save = experiment.outputs.save_params
+    run.run(experiment, plans.baseline_plan(experiment), {} if save is None else {save: 0})
 
 
 if __name__ == "__main__":

@@ -23,12 +23,15 @@ import jax.numpy as jnp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.autodiff: autodiff lives under tests/ only
 
-from fmlp import data, flags, lanes, mlp, train  # noqa: E402
-from fmlp.io import atomic_path  # noqa: E402
-from fmlp.splits import Splits  # noqa: E402
+from fmlp import data  # noqa: E402
+from fmlp.data.splits import Splits  # noqa: E402
+from fmlp.description import SWEEP_RATES, Experiment, Lanes, Training  # noqa: E402
+from fmlp.files import atomic_path  # noqa: E402
+from fmlp.nn import mlp, saved  # noqa: E402
+from fmlp.run import flags  # noqa: E402
+from fmlp.training import lanes, train  # noqa: E402
 from tests.autodiff import autodiff_loss_grads_and_logits  # noqa: E402
 
-SWEEP_RATES = (1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001)
 GRID_SEEDS = 5
 CEILING_SIZES = (1024, 2048, 3072)
 
@@ -37,13 +40,14 @@ CEILING_SIZES = (1024, 2048, 3072)
 FORCED_DEVICES = """
 import json, sys, time
 import jax
-from fmlp import lanes, splits, train
-from fmlp.data import load_mnist
+from fmlp.data import load_mnist, splits
+from fmlp.description import Experiment, Lanes
+from fmlp.training import lanes
 
 data = splits.device_splits(load_mnist(), train_limit=int(sys.argv[1]))
 seconds = {}
 for devices in (1, 4):
-    config = train.Config(devices=devices)
+    config = Experiment(lanes=Lanes(devices=devices))
     state = lanes.init_lanes(config, [0.1] * 8, list(range(8)))
     state = lanes.place(state, devices, lanes.LANES)
     images, labels = lanes.place((data.train_images, data.train_labels), devices, lanes.REPLICATED)
@@ -106,11 +110,11 @@ def matmul_ceiling(repetitions: int) -> tuple[float, int]:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def gemm_only_epoch(config: train.Config, params, key, images, labels, learning_rate):
+def gemm_only_epoch(config: Experiment, params, key, images, labels, learning_rate):
     """The epoch's matrix products alone, a practical floor: the same shuffle, gathers and scan, the
     forward products, dL/dW of every layer and dL/dx of all but the first, and a plain update; no
     sigmoid, softmax or loss. The backward signals are the forward outputs, which have the right shapes."""
-    batch_indices = train.epoch_batch_indices(key, images.shape[0], config.batch_size)
+    batch_indices = train.epoch_batch_indices(key, images.shape[0], config.training.batch_size)
 
     def step(params, indices):
         inputs = [images[indices]]
@@ -127,7 +131,7 @@ def gemm_only_epoch(config: train.Config, params, key, images, labels, learning_
     return jax.lax.scan(step, params, batch_indices)[0]
 
 
-def lanes_scaling(config: train.Config, images, labels, counts: list[int]) -> dict:
+def lanes_scaling(config: Experiment, images, labels, counts: list[int]) -> dict:
     """Epoch seconds of the lane program at each lane count (one timed run after compiling)."""
     seconds = {}
     for count in counts:
@@ -186,13 +190,13 @@ def load(source: str, synthetic_examples: int) -> Splits:
         test_images = jax.random.normal(keys[2], (held_out, 784))
         test_labels = jax.random.randint(keys[3], (held_out,), 0, 10)
         return Splits(images, labels, test_images, test_labels, test_images, test_labels)
-    from fmlp.splits import device_splits
+    from fmlp.data.splits import device_splits
 
     return device_splits(data.load_mnist(), validation=10000)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def autodiff_epoch(config: train.Config, params, key, images, labels, learning_rate):
+def autodiff_epoch(config: Experiment, params, key, images, labels, learning_rate):
     """One lane's epoch with autodiff gradients: fmlp's own shuffle, scan and update, only the step differs."""
     return train.lane_epoch(config, params, None, key, images, labels, learning_rate, autodiff_loss_grads_and_logits)
 
@@ -242,8 +246,8 @@ def lane_memory(counts: list[int]) -> dict:
             "lr_sweep.py", "--lrs", "0.1", "--seeds", str(count), "--epochs", "1",
             "--train-limit", str(MEMORY_TRAIN + MEMORY_VALIDATION), "--validation", str(MEMORY_VALIDATION),
         )  # fmt: skip
-        train_flops = count * (MEMORY_TRAIN // 64) * training_flops(mlp.REFERENCE_SIZES, 64)
-        evaluated_flops = count * eval_flops(mlp.REFERENCE_SIZES, MEMORY_VALIDATION + 10000)
+        train_flops = count * (MEMORY_TRAIN // 64) * training_flops(mlp.REFERENCE.sizes, 64)
+        evaluated_flops = count * eval_flops(mlp.REFERENCE.sizes, MEMORY_VALIDATION + 10000)
         recorded, device_bytes = document["seconds"], document.get("peak_device_bytes")
         rows[str(count)] = {
             "wall": wall, "peak_rss_mb": peak_mb, "train": recorded["train"], "eval": recorded["eval"],
@@ -257,9 +261,9 @@ def lane_memory(counts: list[int]) -> dict:
 def inference(network_path: Path, repetitions: int) -> dict:
     """Batched inference on the 10,000 test images in JAX, float32 against the integer program at 8-bit
     weights (images per second, round robin), and the exported C program's time per image."""
-    from fmlp import integer
+    from fmlp.embedded import integer
 
-    network = mlp.load(network_path)
+    network = saved.load(network_path)
     mnist = data.load("auto", None)[0]
     pixels = mnist.test_images.reshape(-1, integer.PIXELS)
     images = jnp.asarray(data.normalize(mnist.test_images))
@@ -294,19 +298,19 @@ def cpu_model() -> str | None:
 
 
 def measure(args) -> dict:
-    sizes = mlp.REFERENCE_SIZES
+    sizes = mlp.REFERENCE.sizes
     splits = load(args.data, args.synthetic_examples)
     images, labels = splits.train_images, splits.train_labels
-    config = train.Config()
+    config = Experiment(lanes=Lanes(group=1))
     single = lanes.init_lanes(config, [0.1], [1])
-    momentum = config._replace(optimizer="momentum", momentum=0.9)
-    adam = config._replace(optimizer="adam")
+    momentum = config._replace(training=Training(optimizer="momentum", momentum=0.9))
+    adam = config._replace(training=Training(optimizer="adam"))
     single_momentum = lanes.init_lanes(momentum, [0.01], [1])
     single_adam = lanes.init_lanes(adam, [0.001], [1])
     sweep = lanes.init_lanes(config, SWEEP_RATES, [1] * len(SWEEP_RATES))
     grid_rates, grid_seeds = lanes.grid(SWEEP_RATES, range(1, GRID_SEEDS + 1))
     grid = lanes.init_lanes(config, grid_rates, grid_seeds)
-    all_at_once = config._replace(lane_group=len(SWEEP_RATES))
+    all_at_once = config._replace(lanes=Lanes(group=len(SWEEP_RATES)))
     params, key = train.init_lane(1, mlp.REFERENCE)
     rate = jnp.float32(0.1)
     test = splits._replace(val_images=None, val_labels=None)
@@ -356,7 +360,7 @@ def measure(args) -> dict:
         "data": f"{'real MNIST' if args.data == 'mnist' else 'synthetic'}: {images.shape[0]} training, "
         f"{splits.val_images.shape[0]} validation, {splits.test_images.shape[0]} test images of 784 pixels",
         "repetitions": args.repetitions,
-        "lane_group": config.lane_group,
+        "lane_group": config.lanes.group,
         "seconds": timings,
         "matmul_gflops": ceiling,
         "best_matmul_gflops": best_gflops,

@@ -8,14 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp import flags, interrupts
+from fmlp.run import flags, interrupts
 
 
 def write_set(out: Path, figures: dict, document: dict) -> None:
     """The figures and diagnose.json as one set: any previous diagnose.json goes first (so no JSON ever
     sits beside figures of another run), then the previous run's figures, then the new figures, the JSON
     last (its presence means the set is whole)."""
-    from fmlp import outputs, plots
+    from fmlp.analysis import plots
+    from fmlp.run import metrics_json
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "diagnose.json").unlink(missing_ok=True)
@@ -23,12 +24,12 @@ def write_set(out: Path, figures: dict, document: dict) -> None:
         stale.unlink()
     for file_name, figure in figures.items():
         plots.save_png(figure, out / file_name)
-    outputs.write_json(out / "diagnose.json", document)
+    metrics_json.write_json(out / "diagnose.json", document)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("params", type=Path, nargs="+", help=".npz files written by --save-params (fmlp.mlp.save)")
+    parser.add_argument("params", type=Path, nargs="+", help=".npz files written by --save-params (fmlp.nn.saved.save)")
     parser.add_argument("--out", type=flags.folder, default=Path("figures/diagnose"), help="default figures/diagnose")
     parser.add_argument("--data-source", choices=flags.SOURCES, default="auto", help="where MNIST comes from")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
@@ -44,13 +45,16 @@ def main() -> None:
     # Imported only now, so that --help and refused flags answer without loading JAX.
     import numpy as np
 
-    from fmlp import data, diagnostic_figures, diagnostics, mlp, outputs
-    from fmlp.splits import device_splits
+    from fmlp import data
+    from fmlp.analysis import diagnostic_figures, diagnostics
+    from fmlp.data.splits import device_splits
+    from fmlp.nn import saved
+    from fmlp.run import metrics_json
 
     networks = {}
     for name, path in zip(names, args.params):
         try:
-            networks[name] = mlp.load(path)
+            networks[name] = saved.load(path)
         except ValueError as error:
             sys.exit(f"error: {error}")
         sizes = networks[name].architecture.sizes
@@ -83,7 +87,7 @@ def main() -> None:
     document = {
         "params": {name: str(path) for name, path in zip(names, args.params)},
         "out": str(args.out),
-        "environment": outputs.environment(),
+        "environment": metrics_json.environment(),
         "data": origin._asdict(),
         "networks": results,
         "seconds": time.perf_counter() - started,

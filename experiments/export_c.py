@@ -11,7 +11,7 @@ comparing each image's class with the JAX integer program's.
 import subprocess
 import sys
 
-from fmlp import flags, interrupts
+from fmlp.run import flags, interrupts
 
 COMPILE = ["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 
@@ -21,7 +21,8 @@ def check(out, network, args) -> str:
     program's; returns the program's summary line. Exits 1 naming the first difference."""
     import numpy as np
 
-    from fmlp import data, integer
+    from fmlp import data
+    from fmlp.embedded import integer
 
     try:
         mnist, _ = data.load(args.data_source, args.data_dir)
@@ -53,10 +54,11 @@ def main() -> None:
     if problem := flags.can_create_folder(args.out):
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
 
-    from fmlp import c_export, integer, mlp
+    from fmlp.embedded import c_export, integer
+    from fmlp.nn import saved
 
     try:
-        saved = mlp.load(args.params)  # its errors name the file
+        saved = saved.load(args.params)  # its errors name the file
     except ValueError as error:
         sys.exit(f"error: {error}")
     try:

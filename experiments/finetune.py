@@ -7,7 +7,8 @@ python experiments/finetune.py figures/params/quantize/lr_1_seed_{1,2,3,4,5}.npz
 
 import sys
 
-from fmlp import flags, interrupts, supervise
+from fmlp.run import flags, interrupts
+from fmlp.scale import supervisor
 
 
 def main() -> None:
@@ -21,12 +22,15 @@ def main() -> None:
     if args.save_params_dir is not None and (problem := flags.can_create_folder(args.save_params_dir)):
         parser.error(f"argument --save-params: {problem}")
 
-    supervise.if_several_processes(args, "finetune")
+    supervisor.if_several_processes(args.coordinator, args.out / "finetune.checkpoint.npz")
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, lanes, mlp, plans
+    from fmlp.nn import saved
+    from fmlp.run import experiment as run
+    from fmlp.run import plans
+    from fmlp.training import lanes
 
     try:
-        networks = [mlp.load(path) for path in args.params]
+        networks = [saved.load(path) for path in args.params]
     except ValueError as error:
         sys.exit(f"error: {error}")
     first = networks[0].architecture
@@ -37,11 +41,10 @@ def main() -> None:
     args.hidden, args.activation = list(first.sizes[1:-1]), first.activation
     if first.sizes[0] != 784 or first.sizes[-1] != 10:
         sys.exit(f"error: {args.params[0]}: sizes {list(first.sizes)}; MNIST needs 784 inputs and 10 classes")
-    args.params = [str(path) for path in args.params]
+    experiment = flags.experiment(args, "finetune")
 
-    plan = plans.finetune_plan(vars(args), lanes.stack([network.params for network in networks]))
-
-    experiment.run(args, plan, plans.lane_files(args.save_params_dir, plan))
+    plan = plans.finetune_plan(experiment, lanes.stack([network.params for network in networks]))
+    run.run(experiment, plan, plans.lane_files(experiment.outputs.save_params, plan))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp import flags
+from fmlp.run import flags
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTIONS = 16
@@ -22,7 +22,9 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, started: 
     import numpy as np
 
     sys.path.insert(0, str(ROOT))  # tests.autodiff: autodiff lives under tests/ only
-    from fmlp import data, mlp, outputs
+    from fmlp import data
+    from fmlp.nn import mlp
+    from fmlp.run import metrics_json
     from tests.autodiff import autodiff_loss_and_grads
 
     try:
@@ -57,10 +59,10 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, started: 
         directional_errors.append(float(jnp.abs(numeric - analytic) / jnp.abs(analytic)))
 
     return {
-        "config": outputs.flag_values(args),
-        "environment": outputs.environment(),
+        "config": flags.flag_values(args),
+        "environment": metrics_json.environment(),
         "data": origin._asdict(),
-        "sizes": list(mlp.REFERENCE_SIZES),
+        "sizes": list(mlp.REFERENCE.sizes),
         "dtype": "float64",
         "loss": float(loss),
         "autodiff": {
@@ -90,10 +92,10 @@ def main() -> None:
 
     with jax.enable_x64(True):  # for this measurement only, not for whatever runs after it in the process
         document = measure(args, parser, started)
-    from fmlp import outputs
+    from fmlp.run import metrics_json
 
     args.out.mkdir(parents=True, exist_ok=True)
-    outputs.write_json(args.out / "gradcheck.json", document)
+    metrics_json.write_json(args.out / "gradcheck.json", document)
     print(
         f"hand-written against autodiff: largest error {document['autodiff']['max_relative_error']:.1e} of the "
         f"largest gradient entry; against central differences along {DIRECTIONS} directions: at most "

@@ -14,25 +14,26 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp import flags
-from fmlp.data import SOURCES
+from fmlp.description import defaults, updated
+from fmlp.handin import report_flags
+from fmlp.run import flags
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    flags.add_report_flags(parser)
+    report_flags.add_report_flags(parser)
     add = parser.add_argument
     add("--results", type=flags.folder, default=ROOT / "figures", help="folder of the results (default figures)")
     add("--extras", action="store_true", help="also run the five-seed grid and the optimizer sweeps if missing")
-    add("--epochs", type=flags.positive_int, default=30, help="training epochs of every run (default 30)")
+    epochs = defaults("lr_sweep").training.epochs
+    add("--epochs", type=flags.positive_int, default=epochs, help=f"training epochs of every run (default {epochs})")
     add("--train-limit", type=flags.positive_int, default=None, help="train on the first N images only")
-    add("--data-source", choices=SOURCES, default="auto", help="where MNIST comes from (default auto)")
-    add("--data-dir", type=Path, default=None, help="folder of the IDX files, or TFDS's data_dir")
+    flags.add_data_flags(parser)
     add("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
-    flags.check_report_flags(parser, args)
+    report_flags.check_report_flags(parser, args)
     if problem := flags.can_create_folder(args.results):
         parser.error(f"argument --results: cannot write {str(args.results)!r}: {problem}")
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -63,21 +64,21 @@ def run(name: str, command: list[str]) -> None:
 def main() -> None:
     args = parse()
     started = time.perf_counter()
-    from fmlp import handin  # imported only now: it loads JAX and matplotlib
+    from fmlp.handin import pipeline  # imported only now: it loads JAX and matplotlib
 
-    training = ["--epochs", str(args.epochs)] + (["--train-limit", str(args.train_limit)] if args.train_limit else [])
-    training += ["--quiet"] if args.quiet else []
-    data = ["--data-source", args.data_source] + (["--data-dir", str(args.data_dir)] if args.data_dir else [])
-    expected = {"epochs": args.epochs, "train_limit": args.train_limit, "batch_size": 64, "seed": 1,
-                "hidden": [512, 128], "validation": 0, "early_stop": None, "optimizer": "sgd",
-                "lrs": flags.DEFAULT_RATES, "seeds": 1, "activation": "sigmoid"}  # fmt: skip
-    steps = handin.steps(args.results, training, data, expected, args.extras)
+    design = updated(
+        defaults("lr_sweep"),
+        training={"epochs": args.epochs},
+        data={"source": args.data_source, "folder": args.data_dir, "train_limit": args.train_limit},
+        outputs={"quiet": args.quiet},
+    )
+    steps = pipeline.steps(args.results, design, args.extras)
     sweep, _, diagnosis = steps[:3]
-    params_missing = not all(path.is_file() for path in handin.diagnosed_params(args.results))
+    params_missing = not all(path.is_file() for path in pipeline.diagnosed_params(args.results))
     trained = False
     for number, step in enumerate(steps, 1):
-        rerun_for_params = step is sweep and not handin.is_done(diagnosis) and params_missing
-        if handin.is_done(step) and not rerun_for_params:
+        rerun_for_params = step is sweep and not pipeline.is_done(diagnosis) and params_missing
+        if pipeline.is_done(step) and not rerun_for_params:
             print(f"[{number}/{len(steps)}] {step.name}: {step.result} is there", flush=True)
             continue
         command = step.command
@@ -87,12 +88,11 @@ def main() -> None:
         run(step.name, command)
         trained = True
         if step is sweep:
-            handin.write_baseline(args.results)
+            pipeline.write_baseline(args.results)
 
-    baseline = handin.read_result(args.results / "baseline.json")
-    baseline_expected = {key: value for key, value in expected.items() if key not in ("lrs", "seeds")} | {"lr": 0.1}
-    if baseline is None or not handin.matches(baseline, baseline_expected):
-        if not handin.write_baseline(args.results):
+    baseline = pipeline.read_result(args.results / "baseline.json")
+    if baseline is None or not pipeline.matches(baseline, pipeline.baseline_of(design)):
+        if not pipeline.write_baseline(args.results):
             sys.exit(f"error: {args.results / 'lr_sweep.json'} has no lane of lr 0.1 and seed 1 to be the baseline")
         print("baseline: written from the sweep's lr 0.1 lane", flush=True)
 
@@ -105,7 +105,7 @@ def main() -> None:
     report += ["--allow-stale"] if args.allow_stale or trained else []
     report += ["--font", str(args.font)] if args.font else []
     run("report", report)
-    count = handin.bundle(args.results / "handin.zip", pdf, args.results)
+    count = pipeline.bundle(args.results / "handin.zip", pdf, args.results)
     print(f"wrote {args.results / 'handin.zip'} ({count} files) in {time.perf_counter() - started:.1f} s in all")
 
 

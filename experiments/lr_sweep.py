@@ -5,7 +5,8 @@ python experiments/lr_sweep.py --lrs 1.0,0.1,0.01 --epochs 5
 python experiments/lr_sweep.py --seeds 5 --validation 10000 --out figures/robustness
 """
 
-from fmlp import flags, interrupts, supervise
+from fmlp.run import flags, interrupts
+from fmlp.scale import supervisor
 
 
 def main() -> None:
@@ -18,13 +19,15 @@ def main() -> None:
         parser.error(
             f"argument --seeds: --seed {args.seed} + {args.seeds} seeds passes the largest seed {flags.SEED_MAX}"
         )
+    experiment = flags.experiment(args, "lr_sweep")
 
-    supervise.if_several_processes(args, "lr_sweep")
+    supervisor.if_several_processes(args.coordinator, args.out / "lr_sweep.checkpoint.npz")
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import experiment, plans
+    from fmlp.run import experiment as run
+    from fmlp.run import plans
 
-    plan = plans.sweep_plan(vars(args))
-    experiment.run(args, plan, plans.lane_files(args.save_params_dir, plan))
+    plan = plans.sweep_plan(experiment)
+    run.run(experiment, plan, plans.lane_files(experiment.outputs.save_params, plan))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ python experiments/quantize.py figures/params/quantize/lr_1_seed_{1,2,3,4,5}.npz
 import sys
 import time
 
-from fmlp import flags, interrupts
+from fmlp.run import flags, interrupts
 
 
 def main() -> None:
@@ -19,10 +19,14 @@ def main() -> None:
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
 
     # Imported only now, so that --help and refused flags answer without loading JAX.
-    from fmlp import data, integer, mlp, outputs, plots, quantize_study
+    from fmlp import data
+    from fmlp.analysis import plots
+    from fmlp.embedded import integer, quantize_study
+    from fmlp.nn import saved
+    from fmlp.run import metrics_json
 
     try:
-        networks = [mlp.load(path) for path in args.params]
+        networks = [saved.load(path) for path in args.params]
         for path, network in zip(args.params, networks):
             try:
                 integer.check_supported(network.architecture)
@@ -30,7 +34,7 @@ def main() -> None:
                 raise ValueError(f"{path}: {error}") from None
         candidates = [quantize_study.fine_tuned(folder, args.params) for folder in args.fine_tuned]
         tuned = quantize_study.best_per_width(candidates)
-        tuned_networks = [[mlp.load(path) for path in run.paths] for run in tuned]
+        tuned_networks = [[saved.load(path) for path in run.paths] for run in tuned]
     except ValueError as error:
         sys.exit(f"error: {error}")
     try:
@@ -74,8 +78,8 @@ def main() -> None:
     choices = [{"folder": str(run.folder), "bits": run.bits, "learning_rate": run.learning_rate,
                 "rate_decay": run.rate_decay, "val_accuracy": run.val_accuracy} for run in candidates]  # fmt: skip
     document = {
-        "config": outputs.flag_values(args),
-        "environment": outputs.environment(),
+        "config": flags.flag_values(args),
+        "environment": metrics_json.environment(),
         "data": origin._asdict(),
         "float32": {"test_accuracy": quantize_study.stats.summarize(float_accuracies)},
         "networks": records,
@@ -87,7 +91,7 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     plots.save_png(quantize_study.bits_figure(document), args.out / "quantize_bits.png")
-    outputs.write_json(args.out / "quantize.json", document)
+    metrics_json.write_json(args.out / "quantize.json", document)
     for key in ("post_training", "fine_tuned"):
         for row in summary[key]:
             accuracy, difference = row["test_accuracy"], row["difference_points"]

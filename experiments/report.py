@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp import flags, interrupts
+from fmlp.handin import report_flags
+from fmlp.run import flags, interrupts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def build(args: argparse.Namespace, out: Path) -> None:
     """Lays out the report from args.results and args.docs and writes it to out; exits 1 naming what is
     missing, unreadable or unsupported by the results."""
-    from fmlp import report  # imported only now: fpdf2 and markdown-it load in about a second
-    from fmlp.io import atomic_path
+    from fmlp.files import atomic_path
+    from fmlp.handin import report  # imported only now: fpdf2 and markdown-it load in about a second
 
     for document in report.DOCUMENTS:
         if not (args.docs / document).is_file():
@@ -45,14 +46,14 @@ def build(args: argparse.Namespace, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    flags.add_report_flags(parser)
+    report_flags.add_report_flags(parser)
     parser.add_argument(
         "--results", type=Path, default=ROOT / "figures", help="folder of the results (default figures)"
     )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="folder of the review and discussion")
     parser.add_argument("--out", type=Path, default=None, help="the PDF (default RESULTS/report.pdf)")
     args = parser.parse_args()
-    flags.check_report_flags(parser, args)
+    report_flags.check_report_flags(parser, args)
     out = args.out or args.results / "report.pdf"
     problem = flags.can_create_folder(out.parent) or ("a folder" if out.is_dir() else None)
     if problem:

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from fmlp import mlp
+from fmlp.nn import mlp
 
 
 def reference_loss(

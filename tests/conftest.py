@@ -6,7 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from fmlp import data, experiment, mlp
+from fmlp import data
+from fmlp.nn import mlp
+from fmlp.run import experiment
 
 # Before the first compilation: the tests keep their compiled programs where the scripts keep theirs,
 # and share them between the workers and with the next run of the suite.

@@ -14,8 +14,9 @@ import jax
 import numpy as np
 import pytest
 
-from fmlp import checkpoint, lanes, mlp, outputs
-from fmlp.train import Config
+from fmlp.description import Architecture, Experiment, Training, to_config
+from fmlp.run import checkpoint, flags, metrics_json
+from fmlp.training import lanes
 
 from .test_experiments import SWEEP, run_script
 
@@ -61,16 +62,16 @@ def test_a_full_disk_at_the_end_keeps_the_epochs_for_resume(idx_dir, tmp_path, m
     out = tmp_path / "full"
     whole = tmp_path / "whole3"
     assert run_script(SWEEP, *sweep_flags(idx_dir, whole)) == 0
-    real_write = outputs.write_json
+    real_write = metrics_json.write_json
 
     def no_space(path, document):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(outputs, "write_json", no_space)
+    monkeypatch.setattr(metrics_json, "write_json", no_space)
     assert run_script(SWEEP, *sweep_flags(idx_dir, out)) == 1
     message = capsys.readouterr().err
     assert "No space left on device" in message and "lr_sweep.checkpoint.npz" in message and "--resume" in message
-    monkeypatch.setattr(outputs, "write_json", real_write)
+    monkeypatch.setattr(metrics_json, "write_json", real_write)
     assert run_script(SWEEP, *sweep_flags(idx_dir, out), "--resume") == 0
     resumed, expected = (json.loads((folder / "lr_sweep.json").read_text()) for folder in (out, whole))
     assert all(resumed[key] == expected[key] for key in SAME)
@@ -82,32 +83,39 @@ def test_resume_refusals_name_the_flag_and_the_file(idx_dir, tmp_path, capsys):
     assert f"argument --resume: no checkpoint at {out / 'lr_sweep.checkpoint.npz'}" in capsys.readouterr().err
     progress = lanes.Progress(
         lanes.init_lanes(
-            Config(architecture=mlp.Architecture((784, 32, 16, 10)), optimizer="adam"), [0.5, 0.05], [1, 2]
+            Experiment(network=Architecture((784, 32, 16, 10)), training=Training(optimizer="adam")),
+            [0.5, 0.05],
+            [1, 2],
         ),
         lanes.LaneHistory((0.5, 0.05), (1, 2), ((), ()), (None, None), (None, None), 0.0, 0.0, 0.0),
     )
-    checkpoint.save(out / "lr_sweep.checkpoint.npz", progress, {"epochs": 99})
+    other_epochs = to_config(
+        flags.experiment(flags.sweep_parser().parse_args(sweep_flags(idx_dir, out, 99)), "lr_sweep")
+    )
+    checkpoint.save(out / "lr_sweep.checkpoint.npz", progress, other_epochs)
     assert run_script(SWEEP, *sweep_flags(idx_dir, out)) == 2
     assert "holds an unfinished run; add --resume" in capsys.readouterr().err
     assert run_script(SWEEP, *sweep_flags(idx_dir, out), "--resume") == 2
     message = capsys.readouterr().err
     assert "argument --resume:" in message and "a run with other flags (" in message
-    assert "epochs 99 there, 3 now" in message
+    assert "training.epochs 99 there, 3 now" in message and "design" not in message
 
 
 def test_a_checkpoint_round_trips_and_refuses_what_does_not_fit(tmp_path):
-    config = Config(architecture=mlp.Architecture((784, 8, 10)), optimizer="momentum", momentum=0.9, patience=2)
+    config = Experiment(
+        network=Architecture((784, 8, 10)), training=Training(optimizer="momentum", momentum=0.9, early_stop=2)
+    )
     state = lanes.init_lanes(config, [0.1, 0.2], [1, 2])
     history = lanes.LaneHistory((0.1, 0.2), (1, 2), ((lanes.EpochRecord(1, 0.5, 0.9, 0.4, 0.8, 0.3, 0.7),),) * 2,
                                 (None, 1), (None, None), 1.0, 2.0, 3.0)  # fmt: skip
     path = tmp_path / "c.npz"
-    checkpoint.save(path, lanes.Progress(state, history), {"epochs": 3})
-    loaded = checkpoint.load(path, state, {"epochs": 3})
+    checkpoint.save(path, lanes.Progress(state, history), to_config(config))
+    loaded = checkpoint.load(path, state, config)
     assert loaded.history == history
     for a, b in zip(jax.tree.leaves(loaded.state), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="its arrays do not fit"):
-        checkpoint.load(path, lanes.init_lanes(config, [0.1], [1]), {"epochs": 3})
+        checkpoint.load(path, lanes.init_lanes(config, [0.1], [1]), config)
     (tmp_path / "text.npz").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a checkpoint file"):
-        checkpoint.load(tmp_path / "text.npz", state, {})
+        checkpoint.load(tmp_path / "text.npz", state, config)

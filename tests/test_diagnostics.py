@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import diagnostics, mlp
+from fmlp.analysis import diagnostics
+from fmlp.nn import mlp, saved
 
 from .test_experiments import BASELINE, check_png, run_script, tiny
 
@@ -109,7 +110,7 @@ def test_diagnose_reads_each_networks_own_description_any_depth_mixed(idx_dir, t
     assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "relu", *flags)) == 0
     shallow = tmp_path / "shallow.npz"
     shallow_architecture = mlp.Architecture((784, 10), "tanh")
-    mlp.save(shallow, mlp.init(jax.random.key(0), shallow_architecture), shallow_architecture)
+    saved.save(shallow, mlp.init(jax.random.key(0), shallow_architecture), shallow_architecture)
     out = tmp_path / "diagnose"
     flags = ("--out", str(out), "--data-source", "idx", "--data-dir", str(idx_dir))
     assert run_script(DIAGNOSE, str(relu), str(shallow), *flags) == 0  # the deeper one first
@@ -138,7 +139,7 @@ def _npz(path, **arrays):
 
 def test_diagnose_refuses_bad_params_files_with_one_line(tmp_path, capsys):
     good = tmp_path / "good.npz"
-    mlp.save(good, mlp.init(jax.random.key(0), mlp.Architecture((784, 8, 10))), mlp.Architecture((784, 8, 10)))
+    saved.save(good, mlp.init(jax.random.key(0), mlp.Architecture((784, 8, 10))), mlp.Architecture((784, 8, 10)))
     w, b = np.zeros((784, 8), np.float32), np.zeros(8, np.float32)
     bad = {
         "keys": _npz(tmp_path / "keys.npz", w0=w, b0=b, w1=np.zeros((8, 10), np.float32)),

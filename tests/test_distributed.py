@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmlp import checkpoint
+from fmlp.run import checkpoint
 
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
 
@@ -25,13 +25,16 @@ FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 SHARDED_FIT = """
 import json, sys
 import jax, jax.numpy as jnp
-from fmlp import lanes, mlp, splits, train
+from fmlp.data import splits
+from fmlp.description import Architecture, Experiment, Lanes, Training
+from fmlp.training import lanes
 
 devices = int(sys.argv[1])
 images = jax.random.normal(jax.random.key(7), (1200, 20))
 labels = jnp.argmax(images @ jax.random.normal(jax.random.key(8), (20, 5)), axis=-1)
 data = splits.Splits(images[:800], labels[:800], images[800:1000], labels[800:1000], images[1000:], labels[1000:])
-config = train.Config(architecture=mlp.Architecture((20, 16, 5)), batch_size=32, devices=devices, patience=2)
+network, training = Architecture((20, 16, 5)), Training(batch_size=32, early_stop=2)
+config = Experiment(network=network, training=training, lanes=Lanes(devices=devices))
 rates, seeds = lanes.grid([0.5, 0.1, 1e38], [1, 2])  # 6 lanes: 8 with padding over 4 devices
 state, history = lanes.fit(config, data, learning_rates=rates, seeds=seeds, epochs=3)
 print(json.dumps({

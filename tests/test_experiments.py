@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmlp import mlp
+from fmlp.nn import mlp, saved
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "experiments" / "baseline.py"
@@ -81,7 +81,7 @@ def test_baseline_writes_the_contract_plots_and_params(idx_dir, tmp_path):
     assert document["runs"][0]["learning_rate"] == 0.5
     for name in ("baseline_loss.png", "baseline_accuracy.png"):
         check_png(out / name)
-    network = mlp.load(params_path)
+    network = saved.load(params_path)
     assert network.architecture == mlp.Architecture((784, 32, 16, 10), "sigmoid")
     assert [layer.w.shape for layer in network.params] == [(784, 32), (32, 16), (16, 10)]
     assert sorted(p.name for p in out.iterdir()) == ["baseline.json", "baseline_accuracy.png", "baseline_loss.png"]
@@ -200,7 +200,7 @@ def test_save_params_that_cannot_be_written_is_refused_before_training(idx_dir, 
 def test_save_params_creates_its_missing_folder(idx_dir, tmp_path):
     path = tmp_path / "missing" / "dir" / "p.npz"
     assert run_script(BASELINE, *tiny(idx_dir, tmp_path / "out", "--save-params", str(path))) == 0
-    assert len(mlp.load(path).params) == 3
+    assert len(saved.load(path).params) == 3
 
 
 def test_a_data_failure_leaves_no_output_folder(tmp_path, capsys):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fmlp import handin
+from fmlp.description import defaults, updated
+from fmlp.handin import pipeline
 
 from .test_experiments import run_script
 
@@ -61,8 +62,8 @@ def test_the_zip_holds_the_pdf_the_source_environment_and_metrics(first_run):
         pdf = archive.read("fmlp-handin/report.pdf")
     assert pdf == (results / "report.pdf").read_bytes()
     wanted = [
-        "fmlp/layers.py",
-        "fmlp/mlp.py",
+        "fmlp/nn/layers.py",
+        "fmlp/nn/mlp.py",
         "experiments/handin.py",
         "environment.yml",
         "pyproject.toml",
@@ -87,14 +88,27 @@ def test_a_second_run_reuses_every_result_and_only_rebuilds_the_pdf(first_run, i
 
 def test_a_result_with_other_flags_or_interrupted_does_not_count(first_run, tmp_path):
     results, _ = first_run
-    sweep, gradcheck, _ = handin.steps(results, ["--epochs", "2"], [], {"epochs": 2}, extras=False)
-    assert handin.is_done(sweep) and handin.is_done(gradcheck)
-    assert not handin.is_done(sweep._replace(expected={"epochs": 3}))
+    design = updated(defaults("lr_sweep"), training={"epochs": 2})
+    sweep, gradcheck, _ = pipeline.steps(results, design, extras=False)
+    assert pipeline.is_done(sweep) and pipeline.is_done(gradcheck)
+    assert not pipeline.is_done(sweep._replace(expected=updated(design, training={"epochs": 3})))
+    # Every defining field counts: a sweep made with a rate decay is not the sweep without one.
+    assert not pipeline.is_done(sweep._replace(expected=updated(design, training={"rate_decay": 0.5})))
+    (tmp_path / "same.json").write_text(sweep.result.read_text())
+    assert pipeline.is_done(sweep._replace(result=tmp_path / "same.json"))
+    decayed = json.loads(sweep.result.read_text())
+    decayed["config"]["rate_decay"] = 0.5
+    (tmp_path / "decayed.json").write_text(json.dumps(decayed))
+    assert not pipeline.is_done(sweep._replace(result=tmp_path / "decayed.json"))
+    # A result older than a field (here: no "loss" recorded) reads it as its default.
+    older = json.loads(sweep.result.read_text())
+    del older["config"]["loss"], older["config"]["rate_decay"]
+    assert pipeline.matches(older, design)
     document = json.loads(sweep.result.read_text()) | {"interrupted": True}
     (tmp_path / "lr_sweep.json").write_text(json.dumps(document))
-    assert handin.read_result(tmp_path / "lr_sweep.json") is None
+    assert pipeline.read_result(tmp_path / "lr_sweep.json") is None
     (tmp_path / "broken.json").write_text("{ not json")
-    assert handin.read_result(tmp_path / "broken.json") is None
+    assert pipeline.read_result(tmp_path / "broken.json") is None
 
 
 @pytest.mark.parametrize("authors", ["", " , "])

@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from fmlp import io
+from fmlp import files
 
 from .test_experiments import BASELINE, tiny
 
@@ -104,8 +104,8 @@ def test_an_abort_removes_the_temporary_file_being_written(tmp_path):
     script = f"""
 import time
 from pathlib import Path
-from fmlp import interrupts
-from fmlp.io import atomic_path
+from fmlp.run import interrupts
+from fmlp.files import atomic_path
 
 def work(control):
     with atomic_path(Path({str(target)!r})) as temp_path:
@@ -129,19 +129,19 @@ interrupts.run(work)
 
 def test_remove_pending_removes_registered_files_and_folders(tmp_path):
     with pytest.raises(FileNotFoundError):  # the rename that follows finds nothing left to rename
-        with io.temporary_folder("fmlp-test-") as folder, io.atomic_path(tmp_path / "a.json") as temp_path:
+        with files.temporary_folder("fmlp-test-") as folder, files.atomic_path(tmp_path / "a.json") as temp_path:
             temp_path.write_text("{")
             (folder / "x").write_text("y")
-            io.remove_pending()
+            files.remove_pending()
             assert not temp_path.exists() and not folder.exists()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_in_diagnose_and_report_ends_with_one_line_and_leaves_nothing(idx_dir, tmp_path):
-    from fmlp import mlp
+    from fmlp.nn import mlp, saved
 
     network = mlp.Architecture((784, 16, 10))
-    mlp.save(tmp_path / "net.npz", mlp.init(jax.random.key(0), network), network)
+    saved.save(tmp_path / "net.npz", mlp.init(jax.random.key(0), network), network)
     commands = {
         "diagnose": [str(ROOT / "experiments" / "diagnose.py"), str(tmp_path / "net.npz"), "--out",
                      str(tmp_path / "diagnose"), "--data-source", "idx", "--data-dir", str(idx_dir)],
@@ -162,12 +162,12 @@ def test_ctrl_c_in_diagnose_and_report_ends_with_one_line_and_leaves_nothing(idx
 STOP_WRITING = """
 import sys, threading
 from pathlib import Path
-from fmlp import io
+from fmlp import files
 
 inside, go = threading.Event(), threading.Event()
 
 def write():
-    with io.atomic_path(Path(sys.argv[1]) / "figure.png") as temp_path:
+    with files.atomic_path(Path(sys.argv[1]) / "figure.png") as temp_path:
         inside.set()
         go.wait()
         temp_path.write_bytes(b"complete")  # by name, as savefig does: re-creates a removed file
@@ -176,10 +176,10 @@ writer = threading.Thread(target=write)
 writer.start()
 inside.wait()
 threading.Timer(0.3, go.set).start()
-io.stop_writing()  # in the main thread, as the signal handler does
+files.stop_writing()  # in the main thread, as the signal handler does
 print("the abort waited" if go.is_set() and not writer.is_alive() else "the abort did not wait")
-io.remove_pending()
-second = threading.Thread(target=lambda: io.atomic_path(Path(sys.argv[1]) / "next.png").__enter__(), daemon=True)
+files.remove_pending()
+second = threading.Thread(target=lambda: files.atomic_path(Path(sys.argv[1]) / "next.png").__enter__(), daemon=True)
 second.start()
 second.join(0.3)
 print("no new file" if second.is_alive() else "a new file")

@@ -9,12 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import lanes, layers, memory, mlp, splits, train
-from fmlp.data import MNIST
+from fmlp.data import MNIST, splits
+from fmlp.description import Architecture, Experiment, Training, updated
+from fmlp.nn import layers, mlp
+from fmlp.training import evaluation, lanes, memory_budget, train
 
 SIZES = (20, 16, 12, 5)
 ARCH = mlp.Architecture(SIZES)
-CONFIG = train.Config(architecture=ARCH, batch_size=32)
+CONFIG = Experiment(network=ARCH, training=Training(batch_size=32))
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,8 @@ def plain_run(problem, learning_rate, seed, epochs=2):
     for epoch in range(1, epochs + 1):
         params, key, metrics = _epoch(CONFIG, params, key, problem.train_images, problem.train_labels,
                                       jnp.float32(learning_rate))  # fmt: skip
-        val = train.evaluate(ARCH, params, problem.val_images, problem.val_labels)
-        test = train.evaluate(ARCH, params, problem.test_images, problem.test_labels)
+        val = evaluation.evaluate(ARCH, params, problem.val_images, problem.val_labels)
+        test = evaluation.evaluate(ARCH, params, problem.test_images, problem.test_labels)
         records.append([epoch, *map(float, (*metrics, *val, *test))])
     return params, records
 
@@ -58,7 +60,9 @@ def assert_lane_is_plain_run(state, history, lane, problem):
 def test_every_lane_equals_its_single_run_for_any_grouping(problem, group):
     rates, seeds = lanes.grid([0.5, 0.05], [3, 4])
     assert (rates, seeds) == ((0.5, 0.5, 0.05, 0.05), (3, 4, 3, 4))
-    state, history = lanes.fit(CONFIG._replace(lane_group=group), problem, learning_rates=rates, seeds=seeds, epochs=2)
+    state, history = lanes.fit(
+        updated(CONFIG, lanes={"group": group}), problem, learning_rates=rates, seeds=seeds, epochs=2
+    )
     assert history.diverged_at_epoch == history.stopped_at_epoch == (None,) * 4
     for lane in range(4):
         assert_lane_is_plain_run(state, history, lane, problem)
@@ -93,7 +97,7 @@ def test_a_run_that_diverges_ends_there(problem):
 
 
 def test_best_parameters_are_kept_and_a_lane_out_of_patience_stops(problem):
-    config = CONFIG._replace(patience=2)
+    config = updated(CONFIG, training={"early_stop": 2})
     state = lanes.init_lanes(config, [0.1, 0.1], [1, 2])
     # Validation accuracies per epoch for two lanes; lane 0 peaks at epoch 2 (epoch 3 ties it with a
     # higher loss), lane 1 keeps improving.
@@ -121,7 +125,7 @@ def test_best_parameters_are_kept_and_a_lane_out_of_patience_stops(problem):
 
 def test_a_stopped_lane_is_frozen_and_the_run_ends_when_all_have_stopped(problem):
     # A rate of 1e-30 changes nothing: the validation accuracy never improves after the first epoch.
-    config = CONFIG._replace(patience=2)
+    config = updated(CONFIG, training={"early_stop": 2})
     state, history = lanes.fit(config, problem, learning_rates=[1e-30, 0.5], seeds=[1, 1], epochs=4)
     assert history.stopped_at_epoch[0] == 3
     assert all(value is None for value in history.records[0][3][1:])
@@ -165,7 +169,7 @@ def test_validation_images_are_never_trained_on(monkeypatch):
 
     monkeypatch.setattr(train, "epoch_batch_indices", recording)
     lanes.train_epoch.clear_cache()
-    config = train.Config(architecture=mlp.Architecture((784, 8, 10)), batch_size=16)
+    config = Experiment(network=Architecture((784, 8, 10)), training=Training(batch_size=16))
     lanes.fit(config, held, learning_rates=[0.1], seeds=[1], epochs=1)
     assert drawn == [150]
     indices = np.asarray(original(jax.random.key(0), 150, 16))
@@ -202,7 +206,7 @@ def test_a_new_activation_is_one_entry_of_the_table_and_reaches_the_compiled_ste
         return da * (1 - jnp.abs(a)) ** 2  # 1 / (1 + |z|)^2 = (1 - |a|)^2, from the saved output
 
     monkeypatch.setitem(layers.ACTIVATIONS, "softsign", (softsign_forward, softsign_backward))
-    config = CONFIG._replace(architecture=mlp.Architecture(SIZES, "softsign"))
+    config = CONFIG._replace(network=Architecture(SIZES, "softsign"))
     _, history = lanes.fit(config, problem, learning_rates=[0.2], seeds=[9], epochs=1)
     _, sigmoid = lanes.fit(CONFIG, problem, learning_rates=[0.2], seeds=[9], epochs=1)
     assert {shape[-1] for shape in traced} == set(SIZES[1:-1])  # both hidden layers, in training and evaluation
@@ -211,9 +215,11 @@ def test_a_new_activation_is_one_entry_of_the_table_and_reaches_the_compiled_ste
 
 def test_evaluating_a_35_lane_grid_in_groups_changes_no_accuracy_and_losses_only_by_rounding(problem):
     rates, seeds = lanes.grid([1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001], [1, 2, 3, 4, 5])
-    assert memory.evaluation_group(CONFIG) >= 35  # by default the grid is one vmap, as it always was
+    assert memory_budget.evaluation_group(CONFIG) >= 35  # by default the grid is one vmap, as it always was
     together = lanes.fit(CONFIG, problem, learning_rates=rates, seeds=seeds, epochs=2)[1]
-    grouped = lanes.fit(CONFIG._replace(eval_group=4), problem, learning_rates=rates, seeds=seeds, epochs=2)[1]
+    grouped = lanes.fit(updated(CONFIG, lanes={"eval_group": 4}), problem, learning_rates=rates, seeds=seeds, epochs=2)[
+        1
+    ]
     for ours, theirs in zip(together.records, grouped.records):
         for a, b in zip(ours, theirs):
             assert (a.train_loss, a.train_accuracy) == (b.train_loss, b.train_accuracy)
@@ -222,7 +228,7 @@ def test_evaluating_a_35_lane_grid_in_groups_changes_no_accuracy_and_losses_only
 
 
 def test_a_rate_decay_multiplies_each_lanes_rate_after_every_epoch(problem):
-    decayed = CONFIG._replace(rate_decay=0.5)
+    decayed = updated(CONFIG, training={"rate_decay": 0.5})
     state, history = lanes.fit(decayed, problem, learning_rates=[0.4, 0.2], seeds=[3, 3], epochs=2)
     np.testing.assert_allclose(state.learning_rates, [0.1, 0.05])
     assert history.learning_rates == (0.4, 0.2)  # the records name the rates the lanes started at
@@ -240,8 +246,8 @@ def test_the_peak_device_memory_is_the_runtimes_count_where_it_keeps_one(monkeyp
         def memory_stats(self):
             return self.stats
 
-    assert memory.peak_device_bytes() is None  # the CPU keeps no statistics
-    monkeypatch.setattr(memory.jax, "local_devices", lambda: [Device({"peak_bytes_in_use": 3 * 2**30})])
-    assert memory.peak_device_bytes() == 3 * 2**30
-    monkeypatch.setattr(memory.jax, "local_devices", lambda: [Device({"bytes_in_use": 5})])
-    assert memory.peak_device_bytes() is None
+    assert memory_budget.peak_device_bytes() is None  # the CPU keeps no statistics
+    monkeypatch.setattr(memory_budget.jax, "local_devices", lambda: [Device({"peak_bytes_in_use": 3 * 2**30})])
+    assert memory_budget.peak_device_bytes() == 3 * 2**30
+    monkeypatch.setattr(memory_budget.jax, "local_devices", lambda: [Device({"bytes_in_use": 5})])
+    assert memory_budget.peak_device_bytes() is None

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import layers
+from fmlp.nn import layers, losses
 
 SHAPES = [(1, 3, 2), (7, 5, 4), (64, 20, 10)]  # (batch, inputs, outputs)
 
@@ -62,9 +62,9 @@ def test_fused_softmax_cross_entropy_backward_matches_vjp(float64, batch, num_cl
     logits = 4.0 * jax.random.normal(logits_key, (batch, num_classes), jnp.float64)
     labels = jax.random.randint(labels_key, (batch,), 0, num_classes)
 
-    _, vjp = jax.vjp(lambda z: layers.cross_entropy(z, labels), logits)
+    _, vjp = jax.vjp(lambda z: losses.cross_entropy(z, labels), logits)
     (expected,) = vjp(jnp.ones((), jnp.float64))
-    actual = layers.softmax_cross_entropy_backward(layers.softmax(logits), labels)
+    actual = losses.softmax_cross_entropy_backward(layers.softmax(logits), labels)
     assert relative_error(actual, expected) < 1e-10
 
 
@@ -73,7 +73,7 @@ def test_cross_entropy_matches_the_definition(float64):
     labels = jnp.array([2, 1])
     probs = np.exp(np.asarray(logits)) / np.exp(np.asarray(logits)).sum(axis=1, keepdims=True)
     expected = -np.mean(np.log(probs[[0, 1], [2, 1]]))
-    np.testing.assert_allclose(layers.cross_entropy(logits, labels), expected, rtol=1e-14)
+    np.testing.assert_allclose(losses.cross_entropy(logits, labels), expected, rtol=1e-14)
     np.testing.assert_allclose(layers.softmax(logits), probs, rtol=1e-14)
 
 
@@ -82,10 +82,10 @@ def test_softmax_and_cross_entropy_stay_finite_for_huge_logits(float64, dtype):
     logits = jnp.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype)
     labels = jnp.array([1, 0, 2])
     probs = layers.softmax(logits)
-    loss = layers.cross_entropy(logits, labels)
+    loss = losses.cross_entropy(logits, labels)
     assert np.all(np.isfinite(probs))
     np.testing.assert_allclose(np.sum(probs, axis=1), 1.0, rtol=1e-6)
     # Row losses are 2e4, log 3 and 2e4 + log 2: the exact mean is finite and large, not inf or nan.
     np.testing.assert_allclose(loss, (2e4 + np.log(3.0) + 2e4 + np.log(2.0)) / 3, rtol=1e-6)
-    grad = layers.softmax_cross_entropy_backward(probs, labels)
+    grad = losses.softmax_cross_entropy_backward(probs, labels)
     assert np.all(np.isfinite(grad))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from fmlp import mlp
-from fmlp.choices import ACTIVATIONS
+from fmlp.description import ACTIVATIONS
+from fmlp.nn import mlp, saved
 from tests.autodiff import autodiff_loss_and_grads, reference_loss
 
 
@@ -58,7 +58,7 @@ def test_loss_and_grads_match_autodiff(float64, batch, activation):
 
 
 def test_loss_and_grads_match_autodiff_on_the_reference_network(float64):
-    params, images, labels = random_problem(3, 7, mlp.REFERENCE_SIZES)
+    params, images, labels = random_problem(3, 7, mlp.REFERENCE.sizes)
     _, grads = mlp.loss_and_grads(mlp.REFERENCE, params, images, labels)
     _, expected_grads = autodiff_loss_and_grads(mlp.REFERENCE, params, images, labels)
     for actual, expected in zip(jax.tree.leaves(grads), jax.tree.leaves(expected_grads)):
@@ -101,7 +101,7 @@ def test_grads_match_central_finite_differences(float64, activation):
 
 @pytest.mark.parametrize("activation, std", [("tanh", np.sqrt(2 / (784 + 512))), ("relu", np.sqrt(2 / 784))])
 def test_init_scales_per_activation(activation, std):
-    params = mlp.init(jax.random.key(0), mlp.Architecture(mlp.REFERENCE_SIZES, activation))
+    params = mlp.init(jax.random.key(0), mlp.Architecture(mlp.REFERENCE.sizes, activation))
     np.testing.assert_allclose(np.std(params[0].w), std, rtol=0.01)
     assert all(np.all(layer.b == 0) for layer in params)
 
@@ -110,8 +110,8 @@ def test_save_and_load_round_trip_with_the_architecture(tmp_path):
     architecture = mlp.Architecture((5, 4, 3), "relu")
     params = mlp.init(jax.random.key(6), architecture)
     path = tmp_path / "params.npz"
-    mlp.save(path, params, architecture)
-    loaded = mlp.load(path)
+    saved.save(path, params, architecture)
+    loaded = saved.load(path)
     assert loaded.architecture == architecture
     assert jax.tree.structure(loaded.params) == jax.tree.structure(params)
     for actual, expected in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(params)):
@@ -121,11 +121,11 @@ def test_save_and_load_round_trip_with_the_architecture(tmp_path):
 
 def test_a_file_of_the_first_format_loads_as_a_sigmoid_network(tmp_path):
     path = _write_npz(tmp_path / "old.npz", w0=W0, b0=B0, w1=W1, b1=B1)
-    assert mlp.load(path).architecture == mlp.Architecture((5, 4, 3), "sigmoid")
+    assert saved.load(path).architecture == mlp.Architecture((5, 4, 3), "sigmoid")
 
 
 def _described(path, **entries):
-    arrays = {"w0": W0, "b0": B0, "w1": W1, "b1": B1, "format": np.array(mlp.FORMAT)}
+    arrays = {"w0": W0, "b0": B0, "w1": W1, "b1": B1, "format": np.array(saved.FORMAT)}
     return _write_npz(path, **(arrays | entries))
 
 
@@ -142,7 +142,7 @@ def _described(path, **entries):
 def test_a_wrong_description_is_refused_naming_the_file(tmp_path, entries, message):
     path = _described(tmp_path / "bad.npz", **entries)
     with pytest.raises(ValueError, match=f"{path}: .*{message}"):
-        mlp.load(path)
+        saved.load(path)
 
 
 def _write_npz(path, **arrays):
@@ -169,16 +169,16 @@ BAD_PARAMS = [
 def test_load_refuses_what_save_would_not_write(tmp_path, name, arrays, message):
     path = _write_npz(tmp_path / "params.npz", **arrays)
     with pytest.raises(ValueError, match=f"{path}: {message}"):
-        mlp.load(path)
+        saved.load(path)
 
 
 def test_load_refuses_a_text_file_and_a_missing_one(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("not a zip")
     with pytest.raises(ValueError, match="notes.npz: not an .npz file \\(not a zip archive\\)"):
-        mlp.load(text)
+        saved.load(text)
     with pytest.raises(ValueError, match="absent.npz: no such file"):
-        mlp.load(tmp_path / "absent.npz")
+        saved.load(tmp_path / "absent.npz")
 
 
 def _npz_of_headers(path, **shapes):
@@ -194,15 +194,15 @@ def _npz_of_headers(path, **shapes):
 def test_load_refuses_huge_declared_or_unpacked_sizes_before_allocating(tmp_path, monkeypatch):
     huge = _npz_of_headers(tmp_path / "huge.npz", w0=(10**6, 10**6), b0=(10**6,))
     with pytest.raises(ValueError, match=f"{huge}: declares 1,000,001,000,000 parameters"):
-        mlp.load(huge)
-    monkeypatch.setattr(mlp, "MAX_PARAMETERS", 1000)  # a small cap, so the test's bomb stays small
+        saved.load(huge)
+    monkeypatch.setattr(saved, "MAX_PARAMETERS", 1000)  # a small cap, so the test's bomb stays small
     bomb = tmp_path / "bomb.npz"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("w0.npy", b"\0" * (8 * mlp.MAX_PARAMETERS + 1))
+        archive.writestr("w0.npy", b"\0" * (8 * saved.MAX_PARAMETERS + 1))
     with pytest.raises(ValueError, match=f"{bomb}: w0 unpacks to"):
-        mlp.load(bomb)
+        saved.load(bomb)
 
 
 def test_load_names_a_folder_as_a_folder(tmp_path):
     with pytest.raises(ValueError, match=f"{tmp_path}: a folder, not an .npz file"):
-        mlp.load(tmp_path)
+        saved.load(tmp_path)

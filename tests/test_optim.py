@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import optax
 
-from fmlp import mlp, optim
+from fmlp.nn import mlp, update
 
 
 def test_sgd_equals_optax_sgd_on_our_grads():
@@ -13,7 +13,7 @@ def test_sgd_equals_optax_sgd_on_our_grads():
     labels = jax.random.randint(jax.random.key(2), (16,), 0, 5)
     _, grads = mlp.loss_and_grads(mlp.Architecture((12, 8, 5)), params, images, labels)
 
-    ours = optim.sgd(params, grads, 0.3)
+    ours = update.sgd(params, grads, 0.3)
 
     optimizer = optax.sgd(0.3)
     updates, _ = optimizer.update(grads, optimizer.init(params), params)

@@ -9,13 +9,18 @@ import numpy as np
 import optax
 import pytest
 
-from fmlp import choices, flags, lanes, mlp, splits, train
+from fmlp import description
+from fmlp.data import splits
+from fmlp.description import Experiment, Training, updated
+from fmlp.nn import mlp
+from fmlp.run import flags
+from fmlp.training import evaluation, lanes, optimizers, train
 
 from .autodiff import autodiff_loss_and_grads
 
 SIZES = (20, 16, 12, 5)
 ARCH = mlp.Architecture(SIZES)
-CONFIG = train.Config(architecture=ARCH, batch_size=50)
+CONFIG = Experiment(network=ARCH, training=Training(batch_size=50))
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +32,11 @@ def problem() -> splits.Splits:
 
 
 def test_every_optimizer_choice_is_a_flag_and_builds_a_transformation():
-    action = next(a for a in flags.shared_parser("x")._actions if a.dest == "optimizer")
-    assert tuple(action.choices) == choices.OPTIMIZERS
-    for name in choices.OPTIMIZERS:
-        config = train.Config(optimizer=name, momentum=0.9 if name in ("momentum", "nesterov") else None)
-        assert train.transformation(config, 0.1) is not None
+    action = next(a for a in flags.sweep_parser()._actions if a.dest == "optimizer")
+    assert tuple(action.choices) == description.OPTIMIZERS == tuple(optimizers.OPTIMIZERS)
+    for name in description.OPTIMIZERS:
+        training = Training(optimizer=name, momentum=0.9 if name in ("momentum", "nesterov") else None)
+        assert optimizers.transformation(training, 0.1) is not None
 
 
 def test_optax_sgd_on_our_gradients_equals_our_sgd(problem):
@@ -41,7 +46,7 @@ def test_optax_sgd_on_our_gradients_equals_our_sgd(problem):
     (ours, _), _ = jax.jit(functools.partial(train.train_over_batches, CONFIG))(
         (params, None), problem.train_images, problem.train_labels, indices, rate
     )
-    transform = train.transformation(CONFIG, rate)
+    transform = optimizers.transformation(CONFIG.training, rate)
     theirs, state = params, transform.init(params)
     for batch in indices:
         _, grads, _ = mlp.loss_grads_and_probs(ARCH, theirs, problem.train_images[batch], problem.train_labels[batch])
@@ -61,7 +66,9 @@ REFERENCES = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_a_lane_equals_an_independent_optax_loop_over_two_epochs(problem, name):
-    config = CONFIG._replace(optimizer=name, momentum=0.9 if name in ("momentum", "nesterov") else None)
+    config = updated(
+        CONFIG, training={"optimizer": name, "momentum": 0.9 if name in ("momentum", "nesterov") else None}
+    )
     rate = 0.01 if name in ("adam", "rmsprop") else 0.1
     state, history = lanes.fit(config, problem, learning_rates=[rate], seeds=[3], epochs=2)
 
@@ -77,7 +84,7 @@ def test_a_lane_equals_an_independent_optax_loop_over_two_epochs(problem, name):
             params = optax.apply_updates(params, updates)
     for ours, theirs in zip(jax.tree.leaves(lanes.final_params(state, 0)), jax.tree.leaves(params)):
         np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-5)
-    loss, accuracy = train.evaluate(ARCH, params, problem.test_images, problem.test_labels)
+    loss, accuracy = evaluation.evaluate(ARCH, params, problem.test_images, problem.test_labels)
     np.testing.assert_allclose(history.records[0][-1].test_loss, loss, rtol=1e-3)
     # The state went on across the epoch boundary: Adam's step count is that of both epochs.
     counts = [leaf for leaf in jax.tree.leaves(state.optimizer) if leaf.dtype == jnp.int32]
@@ -86,7 +93,7 @@ def test_a_lane_equals_an_independent_optax_loop_over_two_epochs(problem, name):
 
 
 def test_a_diverging_adam_lane_is_frozen_and_leaves_the_others_alone(problem):
-    config = CONFIG._replace(optimizer="adam")
+    config = updated(CONFIG, training={"optimizer": "adam"})
     state, history = lanes.fit(config, problem, learning_rates=[0.01, 1e38], seeds=[3, 3], epochs=2)
     assert history.diverged_at_epoch == (None, 1)
     initial, _ = train.init_lane(3, ARCH)

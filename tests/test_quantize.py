@@ -10,10 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import c_export, data, integer, lanes, mlp, quantize_study, quantizers
-from fmlp.layers import Dense
-from fmlp.splits import device_splits
-from fmlp.train import Config
+from fmlp import data
+from fmlp.data.splits import device_splits
+from fmlp.description import Experiment
+from fmlp.embedded import c_export, integer, quantize_study
+from fmlp.nn import mlp, quantizers, saved
+from fmlp.nn.layers import Dense
+from fmlp.training import lanes
 from tests.autodiff import reference_loss
 
 # Every test of this module on one worker, so that its module fixture runs once.
@@ -25,15 +28,15 @@ COMPILE = ["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 
 @pytest.fixture(scope="module")
-def trained(idx_dir) -> tuple[mlp.Network, np.ndarray, np.ndarray]:
+def trained(idx_dir) -> tuple[saved.Network, np.ndarray, np.ndarray]:
     """A 784-32-16-10 sigmoid network trained for 8 epochs on the banded IDX images, with the raw test
     pixels (200, 784) uint8 and labels (200,)."""
     mnist = data.load_idx(idx_dir)
-    state, _ = lanes.fit(Config(SMALL), device_splits(mnist), learning_rates=[0.5], seeds=[3], epochs=8)
-    return mlp.Network(lanes.final_params(state, 0), SMALL), mnist.test_images.reshape(-1, 784), mnist.test_labels
+    state, _ = lanes.fit(Experiment(network=SMALL), device_splits(mnist), learning_rates=[0.5], seeds=[3], epochs=8)
+    return saved.Network(lanes.final_params(state, 0), SMALL), mnist.test_images.reshape(-1, 784), mnist.test_labels
 
 
-def float_classes(network: mlp.Network, pixels: np.ndarray) -> np.ndarray:
+def float_classes(network: saved.Network, pixels: np.ndarray) -> np.ndarray:
     logits, _ = mlp.forward_logits(network.architecture, network.params, jnp.asarray(data.normalize(pixels)))
     return np.asarray(jnp.argmax(logits, axis=-1))
 
@@ -85,8 +88,8 @@ def test_quantization_aware_gradients_equal_autodiff_through_a_straight_through_
 
 def test_a_network_saved_for_some_bits_says_so(tmp_path):
     architecture = mlp.Architecture((784, 8, 10), "sigmoid", weight_bits=4)
-    mlp.save(tmp_path / "n.npz", mlp.init(jax.random.key(0), architecture), architecture)
-    assert mlp.load(tmp_path / "n.npz").architecture == architecture
+    saved.save(tmp_path / "n.npz", mlp.init(jax.random.key(0), architecture), architecture)
+    assert saved.load(tmp_path / "n.npz").architecture == architecture
 
 
 def test_fixed_point_multipliers_are_31_bit_and_close():
@@ -183,8 +186,8 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 def test_the_scripts_refuse_bad_input_with_one_line_and_write_nothing(trained, tmp_path):
     network, _, _ = trained
     relu = mlp.Architecture((784, 8, 10), "relu")
-    mlp.save(tmp_path / "relu.npz", mlp.init(jax.random.key(0), relu), relu)
-    mlp.save(tmp_path / "net.npz", network.params, network.architecture)
+    saved.save(tmp_path / "relu.npz", mlp.init(jax.random.key(0), relu), relu)
+    saved.save(tmp_path / "net.npz", network.params, network.architecture)
     out = tmp_path / "out"
     for script in ("quantize.py", "export_c.py"):
         refused = run_script(script, tmp_path / "net.npz", "--bits", "3", "--out", out)
@@ -204,14 +207,14 @@ def test_fine_tune_then_quantize_then_export_end_to_end(trained, idx_dir, tmp_pa
     network, _, _ = trained
     sources = []
     for seed in (1, 2):
-        mlp.save(tmp_path / f"seed_{seed}.npz", network.params, network.architecture)
+        saved.save(tmp_path / f"seed_{seed}.npz", network.params, network.architecture)
         sources.append(tmp_path / f"seed_{seed}.npz")
     idx = ["--data-source", "idx", "--data-dir", idx_dir]
     tuned = run_script("finetune.py", *sources, "--bits", "1", "--lrs", "0.1,0.01", "--epochs", "1", "--validation",
                        "100", "--out", tmp_path / "ft", "--save-params", tmp_path / "ftp", "--quiet", *idx)  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
-    saved = mlp.load(tmp_path / "ftp" / "lr_0.1_seed_1.npz")
-    assert saved.architecture == SMALL._replace(weight_bits=1)
+    tuned_network = saved.load(tmp_path / "ftp" / "lr_0.1_seed_1.npz")
+    assert tuned_network.architecture == SMALL._replace(weight_bits=1)
 
     measured = run_script("quantize.py", *sources, "--bits", "8,1", "--fine-tuned", tmp_path / "ft", "--out",
                           tmp_path / "q", *idx)  # fmt: skip

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from fmlp import flags, outputs
-from fmlp.report import commands, content, numbers
+from fmlp import description
+from fmlp.handin.report import commands, content, numbers
+from fmlp.run import flags
 
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
 
@@ -127,17 +128,21 @@ def test_points_are_differences_of_fractions_or_recorded_in_points():
     assert found == ["0.37 points"]
 
 
-def _parsed(parser, command: str) -> dict:
+def _parsed(parser, command: str) -> argparse.Namespace:
     words = shlex.split(command.replace("\\\n", " "))
     args = parser.parse_args(words[2:])
     if getattr(args, "optimizer", None) in ("momentum", "nesterov") and args.momentum is None:  # as check_args does
-        args.momentum = 0.9
-    return outputs.flag_values(args)
+        args.momentum = flags.DEFAULT_MOMENTUM
+    return args
 
 
 def _defaults(parser) -> dict:
     """Every flag's default, as a JSON records it (the parser may require some flags)."""
-    return outputs.flag_values(argparse.Namespace(**{a.dest: a.default for a in parser._actions if a.dest != "help"}))
+    return flags.flag_values(argparse.Namespace(**{a.dest: a.default for a in parser._actions if a.dest != "help"}))
+
+
+TRAINING_PARSERS = {"baseline": flags.baseline_parser, "lr_sweep": flags.sweep_parser,
+                    "finetune": flags.finetune_parser}  # fmt: skip
 
 
 def test_the_appendix_commands_reproduce_each_committed_results_flags_exactly(monkeypatch):
@@ -148,21 +153,31 @@ def test_the_appendix_commands_reproduce_each_committed_results_flags_exactly(mo
     lines = commands.commands(results, ["Zoë O'Neil"], ["reading"])
     checked = 0
     for name, document in results.items():
-        if name.rsplit("/", 1)[-1] not in commands.PARSERS:
+        stem = name.rsplit("/", 1)[-1]
+        recorded = document.get("config")
+        if stem in commands.EXPERIMENTS:
+            described = description.from_config(recorded)
+            command = commands.command_lines(flags.command_words(described))
+            script = described.design.script
+            rebuilt = flags.experiment(_parsed(TRAINING_PARSERS[script](), command), script)
+            assert not description.differences(rebuilt, described), name
+            assert rebuilt.outputs[:2] == described.outputs[:2], name  # the folder and the saved networks
+        elif stem in commands.PARSERS:
+            script, parser = commands.PARSERS[stem]
+            command = commands.command_lines(commands.command_words(parser(), script, recorded))
+            assert flags.flag_values(_parsed(parser(), command)) == _defaults(parser()) | recorded, name
+        else:
             continue
-        script, parser = commands.PARSERS[name.rsplit("/", 1)[-1]]
-        command = commands.command_lines(commands.command_words(parser(), script, document["config"]))
         assert command in lines
-        recorded = document["config"]
         checked += 1
-        assert _parsed(parser(), command) == _defaults(parser()) | recorded, name
         assert all(len(line) <= commands.LINE_WIDTH for line in command.splitlines())
     assert checked >= 7  # baseline, sweep, gradient check, five seeds, four optimizers
     assert shlex.split(lines[-1])[-3:] == ["Zoë O'Neil", "--present", "reading"]
 
 
 def test_a_recorded_path_with_spaces_or_shell_text_is_quoted():
-    words = commands.command_words(flags.sweep_parser(), "experiments/lr_sweep.py", {"out": "my results; rm -rf ~"})
+    experiment = description.updated(description.defaults("lr_sweep"), outputs={"folder": Path("my results; rm -rf ~")})
+    words = flags.command_words(experiment)
     assert shlex.split(" ".join(words))[-2:] == ["--out", "my results; rm -rf ~"]
 
 
@@ -239,6 +254,6 @@ def test_a_tampered_results_file_is_named_with_its_problem(results, tmp_path, ca
 
 
 def test_a_value_that_is_not_a_finite_number_prints_as_a_dash():
-    from fmlp.report.tables import percent
+    from fmlp.handin.report.tables import percent
 
     assert [percent(v) for v in (0.98421, None, float("nan"), float("inf"))] == ["98.42%", "–", "–", "–"]

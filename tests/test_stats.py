@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from fmlp import stats
+from fmlp.analysis import stats
 
 
 def run(rate, seed, val_accuracies, test_accuracies, val_losses=None, diverged=None):

@@ -7,11 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmlp import mlp, train
+from fmlp.description import Experiment, Training, updated
+from fmlp.nn import mlp
+from fmlp.training import evaluation, train
 
 SIZES = (16, 12, 8, 4)
 ARCH = mlp.Architecture(SIZES)
-CONFIG = train.Config(architecture=ARCH, batch_size=32)
+CONFIG = Experiment(network=ARCH, training=Training(batch_size=32))
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,10 @@ def epoch(config, params, key, images, labels, learning_rate):
 def test_epoch_lowers_the_loss(separable):
     images, labels = separable
     params, key = train.init_lane(0, ARCH)
-    loss_before, _ = train.evaluate(ARCH, params, images, labels)
+    loss_before, _ = evaluation.evaluate(ARCH, params, images, labels)
     for _ in range(10):
         params, key, metrics = epoch(CONFIG, params, key, images, labels, jnp.float32(1.0))
-    loss_after, accuracy_after = train.evaluate(ARCH, params, images, labels)
+    loss_after, accuracy_after = evaluation.evaluate(ARCH, params, images, labels)
     assert float(loss_after) < 0.3 * float(loss_before)
     assert float(accuracy_after) > 0.9
     assert 0.0 <= float(metrics.accuracy) <= 1.0 and np.isfinite(float(metrics.loss))
@@ -66,9 +68,9 @@ def test_same_seed_same_params_other_seed_other_params(separable):
 def test_epoch_metrics_are_the_mean_batch_loss_and_the_fraction_right(separable):
     images, labels = separable
     params, key = train.init_lane(5, ARCH)
-    _, _, metrics = epoch(CONFIG._replace(batch_size=1000), params, key, images, labels, jnp.float32(0.1))
+    _, _, metrics = epoch(updated(CONFIG, training={"batch_size": 1000}), params, key, images, labels, jnp.float32(0.1))
     # One batch of all 1000 points: its loss and accuracy are those of the initial parameters.
-    loss, accuracy = train.evaluate(ARCH, params, images, labels)
+    loss, accuracy = evaluation.evaluate(ARCH, params, images, labels)
     np.testing.assert_allclose(metrics.loss, loss, rtol=1e-5)
     np.testing.assert_allclose(metrics.accuracy, accuracy)
 
@@ -76,7 +78,7 @@ def test_epoch_metrics_are_the_mean_batch_loss_and_the_fraction_right(separable)
 def test_evaluate_equals_a_direct_computation_with_a_partial_chunk(separable):
     images, labels = separable
     params, _ = train.init_lane(3, ARCH)
-    loss, accuracy = train.evaluate(ARCH, params, images[:950], labels[:950], chunk_size=200)
+    loss, accuracy = evaluation.evaluate(ARCH, params, images[:950], labels[:950], chunk_size=200)
     probs, _ = mlp.forward(ARCH, params, images[:950])
     expected_loss = -np.mean(np.log(np.asarray(probs)[np.arange(950), np.asarray(labels[:950])]))
     expected_accuracy = np.mean(np.argmax(probs, axis=1) == np.asarray(labels[:950]))

@@ -21,8 +21,7 @@ from fmlp.data.mirror import (
     mnist_from_wheel,
 )
 from fmlp.data.tfds_source import load_tfds
-
-SOURCES = ("auto", "tfds", "mirror", "idx")
+from fmlp.description import SOURCES
 
 __all__ = [
     "DOWNLOAD_TIMEOUT_SECONDS", "IDX_FILES", "IDX_HINT", "MEAN", "MIRROR_MEMBER", "MIRROR_SHA256", "MIRROR_WHEEL",

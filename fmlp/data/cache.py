@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fmlp.data.core import MNIST, DataError, check
-from fmlp.io import atomic_path
+from fmlp.files import atomic_path
 
 
 def default_cache_dir() -> Path:

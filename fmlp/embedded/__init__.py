@@ -1,0 +1,1 @@
+"""To a microcontroller: integer-only inference, the C export, the quantization study."""

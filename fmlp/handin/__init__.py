@@ -1,0 +1,1 @@
+"""The hand-in: the pipeline that makes what is missing, and the report."""

@@ -1,0 +1,197 @@
+"""The hand-in as one pipeline: which results the exercise needs, which of them are already there and
+match the requested flags, the commands that write the missing ones, and the bundle of the PDF with
+the source.
+
+No network is trained twice: the baseline (lr 0.1, seed 1) is the sweep's lane of that rate and seed,
+which starts from the same parameters and sees the same batches, so the baseline's JSON and figures are
+written from that lane's records. Nothing here runs a command or prints; experiments/handin.py does.
+"""
+
+import json
+import shlex
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+from fmlp.analysis import stats
+from fmlp.description import Design, Experiment, defaults, differences, from_config, rate_name, to_config, updated
+from fmlp.files import atomic_path
+from fmlp.run import flags, metrics_json, plans
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE_RATE, BASELINE_SEED = defaults("baseline").design.learning_rates[0], defaults("baseline").design.seed
+DIAGNOSED_RATES = (1.0, 0.1, 0.01)
+OPTIMIZER_RATES = {  # the rates that bracket each optimizer's optimum (description.OPTIMIZERS but plain SGD)
+    "momentum": (0.5, 0.1, 0.05, 0.01, 0.005),
+    "nesterov": (0.5, 0.1, 0.05, 0.01, 0.005),
+    "adam": (0.01, 0.003, 0.001, 0.0003, 0.0001),
+    "rmsprop": (0.01, 0.003, 0.001, 0.0003, 0.0001),
+}
+SEEDS_OF_EXTRAS = {"robustness": 5, "optimizers": 5, "activations": 3}
+EXTRA_VALIDATION = 10000  # the extras choose on the classic 50,000/10,000 split
+
+
+class Step(NamedTuple):
+    """One result of the hand-in: the JSON that shows it is there, the command that writes it, and the
+    experiment it must be (None: a result that is not a training experiment)."""
+
+    name: str
+    result: Path  # its metrics JSON
+    command: list[str]  # arguments after `python`
+    expected: Experiment | None
+
+
+def _training(experiment: Experiment) -> list[str]:
+    """The arguments after `python` that run `experiment` (the words of `command_words` are shell words,
+    a flag with its value)."""
+    script = str(ROOT / "experiments" / f"{experiment.design.script}.py")
+    return [argument for word in flags.command_words(experiment, script)[1:] for argument in shlex.split(word)]
+
+
+def _extra(sweep: Experiment, folder: Path, seeds: int, **changes) -> Experiment:
+    """The sweep with several seeds chosen on validation, written to folder; `changes` are replacements
+    of `fmlp.description.updated`, e.g. training={"optimizer": "adam"}."""
+    extra = updated(sweep, design={"seeds": seeds}, data={"validation": EXTRA_VALIDATION},
+                    outputs={"folder": folder, "save_params": None})  # fmt: skip
+    return updated(extra, **changes)
+
+
+def steps(results: Path, sweep: Experiment, extras: bool) -> list[Step]:
+    """The results the hand-in needs in pipeline order, under the results folder `results`.
+
+    sweep: the learning-rate sweep's description (its data flags serve every script). With extras, the
+    five-seed grid, the optimizers and the activations too.
+    """
+    sweep = sweep._replace(outputs=sweep.outputs._replace(folder=results, save_params=results / "params"))
+    data = ["--data-source", sweep.data.source]
+    data += ["--data-dir", str(sweep.data.folder)] if sweep.data.folder else []
+    gradcheck = [str(ROOT / "experiments" / "gradcheck.py"), "--out", str(results), *data]
+    diagnose = [str(ROOT / "experiments" / "diagnose.py"), *map(str, diagnosed_params(results)),
+                "--out", str(results / "diagnose"), *data]  # fmt: skip
+    planned = [
+        Step("learning-rate sweep", results / "lr_sweep.json", _training(sweep), sweep),
+        Step("gradient check", results / "gradcheck.json", gradcheck, None),
+        Step("networks' insides", results / "diagnose" / "diagnose.json", diagnose, None),
+    ]
+    if not extras:
+        return planned
+    extra = [("five seeds", _extra(sweep, results / "robustness", SEEDS_OF_EXTRAS["robustness"]))]
+    for name, rates in OPTIMIZER_RATES.items():
+        momentum = flags.DEFAULT_MOMENTUM if name in ("momentum", "nesterov") else None
+        optimizer = {"optimizer": name, "momentum": momentum}
+        folder = results / "optimizers" / name
+        seeds = SEEDS_OF_EXTRAS["optimizers"]
+        extra.append(
+            (f"optimizer {name}", _extra(sweep, folder, seeds, training=optimizer, design={"learning_rates": rates}))
+        )
+    for name in ("tanh", "relu"):
+        folder, seeds = results / "activations" / name, SEEDS_OF_EXTRAS["activations"]
+        extra.append((f"activation {name}", _extra(sweep, folder, seeds, network={"activation": name})))
+    planned += [Step(name, e.outputs.folder / "lr_sweep.json", _training(e), e) for name, e in extra]
+    return planned
+
+
+def diagnosed_params(results: Path) -> list[Path]:
+    """The saved networks that the diagnosis reads: the sweep's seed-1 lanes at lr 1, 0.1 and 0.01."""
+    return [results / "params" / f"lr_{rate_name(rate)}_seed_{BASELINE_SEED}.npz" for rate in DIAGNOSED_RATES]
+
+
+def read_result(path: Path) -> dict | None:
+    """The metrics JSON at path, or None where there is none to use (missing, unreadable, interrupted)."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) and not document.get("interrupted", False) else None
+
+
+def matches(document: dict, expected: Experiment) -> bool:
+    """Whether a result is of the expected experiment: their identities are equal
+    (`fmlp.description.identity`); a field that a result older than the field did not record has its
+    default."""
+    try:
+        return not differences(from_config(document.get("config", {})), expected)
+    except ValueError:  # a config that describes no experiment
+        return False
+
+
+def is_done(step: Step) -> bool:
+    """Whether the step's result is there, complete, and made with the flags it should have."""
+    document = read_result(step.result)
+    if document is None or (step.expected is not None and not matches(document, step.expected)):
+        return False
+    figures = {"lr_sweep": ("accuracy", "loss"), "diagnose": ("saturation", "reliability")}.get(step.result.stem, ())
+    return all((step.result.parent / f"{step.result.stem}_{kind}.png").is_file() for kind in figures)
+
+
+def baseline_of(sweep: Experiment) -> Experiment:
+    """What `baseline.py` runs to train what the sweep's (0.1, seed 1) lane trained."""
+    return sweep._replace(design=Design("baseline", (BASELINE_RATE,), BASELINE_SEED),
+                          outputs=sweep.outputs._replace(save_params=None))  # fmt: skip
+
+
+def baseline_from_sweep(sweep: dict) -> dict | None:
+    """The baseline's metrics JSON built from the sweep's lr 0.1, seed 1 lane; None if it has no such lane.
+
+    "derived_from" says where it came from; "seconds" are the sweep's, shared evenly over its lanes.
+    """
+    lane = next((run for run in sweep["runs"] if run["learning_rate"] == BASELINE_RATE
+                 and run["seed"] == BASELINE_SEED), None)  # fmt: skip
+    if lane is None or sweep["config"].get("seed") != BASELINE_SEED:
+        return None
+    share = 1 / len(sweep["runs"])
+    seconds = {key: value * share for key, value in sweep["seconds"].items()}
+    return {
+        "config": to_config(baseline_of(from_config(sweep["config"]))),
+        "environment": sweep["environment"],
+        "data": sweep["data"],
+        "interrupted": sweep["interrupted"],
+        "runs": [lane],
+        "summary": stats.summary([lane]),
+        "summary_interval": sweep["summary_interval"],
+        "selected": stats.select([lane]),
+        "seconds": seconds,
+        "derived_from": f"lr_sweep.json, the lane of learning rate {BASELINE_RATE:g} and seed {BASELINE_SEED}; "
+        f"seconds: the sweep's divided by its {len(sweep['runs'])} lanes",
+    }
+
+
+def write_baseline(results: Path) -> bool:
+    """Writes baseline.json and its figures from the sweep in the results folder; False if it cannot."""
+    sweep = read_result(results / "lr_sweep.json")
+    document = None if sweep is None else baseline_from_sweep(sweep)
+    if document is None:
+        return False
+    plans.draw(plans.baseline_plan(from_config(document["config"])), document["runs"], results)
+    metrics_json.write_json(results / "baseline.json", document)
+    return True
+
+
+def source_files(root: Path = ROOT) -> list[str]:
+    """The repository's tracked files (relative paths), as `git ls-files` lists them; without git, the
+    project's own folders and top-level files."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=30)
+        return sorted(name for name in listed.stdout.decode().split("\0") if name and (root / name).is_file())
+    except (OSError, subprocess.SubprocessError):
+        folders = ("fmlp", "experiments", "tests", "docs", "figures", ".ci")
+        files = [path for folder in folders for path in (root / folder).rglob("*") if path.is_file()]
+        tops = [root / name for name in ("pyproject.toml", "README.md", "environment.yml", ".gitignore")]
+        return sorted(str(path.relative_to(root)) for path in files + tops
+                      if path.is_file() and "__pycache__" not in path.parts)  # fmt: skip
+
+
+def bundle(zip_path: Path, pdf: Path, results: Path, root: Path = ROOT) -> int:
+    """The hand-in .zip: the PDF at the top, the repository's tracked source, and every metrics JSON of the
+    results folder under figures/ (so a results folder elsewhere travels too). Returns the file count."""
+    prefix = "fmlp-handin"
+    members = {f"{prefix}/{name}": root / name for name in source_files(root)}
+    members = {name: path for name, path in members.items() if not name.endswith(("report.pdf", "handin.zip"))}
+    for path in sorted(results.rglob("*.json")):
+        members[f"{prefix}/figures/{path.relative_to(results)}"] = path
+    members[f"{prefix}/report.pdf"] = pdf
+    with atomic_path(zip_path) as temp_path, zipfile.ZipFile(temp_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, path in sorted(members.items()):
+            archive.write(path, name)
+    return len(members)

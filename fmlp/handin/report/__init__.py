@@ -1,0 +1,107 @@
+"""The hand-in as one PDF: a top sheet with the declaration, the paper review, the experiments with
+their figures and JSON-built tables, and how to reproduce them. Reads results; trains nothing."""
+
+import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from fpdf import FPDF
+
+from fmlp.handin.report import commands, content, layout, numbers
+
+COURSE = "Embedded Machine Learning"
+EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
+
+
+class Draft(NamedTuple):
+    """The report's parts as Markdown with every result filled in, and what the check for stale
+    numbers found: known before anything is laid out."""
+
+    parts: list[str]  # each starts a page
+    unsupported: list[str]  # numbers of the prose that no result contains, each with its sentence
+
+
+def _top_sheet(pdf: FPDF, title: str, authors: list[str], present: list[str], date: str) -> None:
+    pdf.add_page()
+    pdf.ln(40)
+    pdf.set_font(layout.FONT, "B", 22)
+    pdf.multi_cell(0, 11, title, align="C")
+    pdf.ln(6)
+    pdf.set_font(layout.FONT, "", 13)
+    pdf.multi_cell(0, 7, f"{COURSE}\n{EXERCISE}", align="C")
+    pdf.ln(14)
+    pdf.set_font(layout.FONT, "", 12)
+    pdf.multi_cell(0, 7, ", ".join(authors) if authors else "(authors not given)", align="C")
+    pdf.ln(3)
+    pdf.multi_cell(0, 7, date, align="C")
+    pdf.ln(24)
+    pdf.set_font(layout.FONT, "B", 12)
+    pdf.multi_cell(0, 7, "2.3 Willingness to present")
+    pdf.set_font(layout.FONT, "", 10)
+    pdf.ln(1)
+    with pdf.table(col_widths=(3, 1), text_align="LEFT", line_height=6) as table:
+        for cells in [("exercise", "willing to present"), *content.declaration_rows(present)]:
+            row = table.row()
+            for text in cells:
+                row.cell(text)
+    pdf.ln(2)
+    summary = (
+        "The group declares itself willing to present: " + ", ".join(content.PRESENTABLE[key] for key in present) + "."
+        if present
+        else "The group does not declare itself willing to present any exercise."
+    )
+    pdf.multi_cell(0, 6, summary)
+
+
+PART = "\n\n<!-- part -->\n\n"  # between the parts of the document, each of which starts a page
+DOCUMENTS = ("cudnn_review.md", "derivation.md", "results.md")
+
+
+def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[str]) -> Draft:
+    """The report's text from the results and documents, checked for numbers no result contains.
+    Raises FileNotFoundError listing missing results (and their commands), and ValueError naming a
+    results file that cannot be read."""
+    missing = content.missing_results(results_dir)
+    if missing:
+        raise FileNotFoundError("missing results: " + "; ".join(missing))
+    results = content.load_results(results_dir, docs_dir)
+    review, derivation, discussion = ((docs_dir / name).read_text() for name in DOCUMENTS)
+    main, appendix = content.split_appendix(content.without_title(discussion))
+    parts = [
+        "# 2.1 Review of the cuDNN paper\n\n" + content.demote(content.without_title(review), 1),
+        "# 2.2 The MLP from scratch\n\n## Setup\n\n"
+        + content.setup_text(results)
+        + "\n\n"
+        + content.demote(derivation, 1)
+        + "\n\n"
+        + content.demote(main, 1),
+        "# Appendix\n\n"
+        + content.demote(appendix, 1)
+        + "\n\n## How to reproduce\n\n"
+        + commands.reproduce_text(results, authors, present),
+    ]
+    forms = numbers.quoted_forms(results.values())
+    unsupported = [
+        f"docs/{name}: {problem}"
+        for name, text in zip(DOCUMENTS, (review, derivation, discussion))
+        for problem in numbers.unsupported(content.kept_sections(text, results_dir, docs_only=True), forms)
+    ]
+    return Draft(content.assemble(PART.join(parts), results, results_dir).split(PART), unsupported)
+
+
+def lay_out(
+    parts: list[str],
+    docs_dir: Path,
+    authors: list[str],
+    present: list[str],
+    title: str,
+    date: str | None = None,
+    font: Path | None = None,
+) -> FPDF:
+    """The whole document, not yet written: the top sheet, then each part of a draft from a new page."""
+    pdf = layout.new_pdf(title, ", ".join(authors), font)
+    _top_sheet(pdf, title, authors, present, date or datetime.date.today().isoformat())
+    for part in parts:
+        pdf.add_page()
+        layout.markdown(pdf, part, docs_dir)
+    return pdf

@@ -1,0 +1,113 @@
+"""The commands that wrote each result, rebuilt from the flags its JSON recorded (a training result's
+through its description, `fmlp.run.flags.command_words`): the script and every flag whose value
+differs from the script's default, quoted for the shell and continued with a
+backslash where a line would be too long, so that each can be pasted as it is printed."""
+
+import argparse
+import shlex
+from pathlib import Path
+
+from fmlp.description import from_config
+from fmlp.handin.report.tables import BENCHMARKS
+from fmlp.run import flags
+
+EXPERIMENTS = ("baseline.json", "lr_sweep.json", "finetune.json")  # commands rebuilt from the description
+PARSERS = {  # the other scripts' commands, rebuilt from their parsers' defaults
+    "gradcheck.json": ("experiments/gradcheck.py", flags.gradcheck_parser),
+    "quantize.json": ("experiments/quantize.py", flags.quantize_parser),
+}
+LINE_WIDTH = 96  # characters of a command line in the appendix before it continues with a backslash
+
+
+def _flag_text(value) -> str:
+    """A recorded flag value as the command line writes it: lists comma-separated, floats in full."""
+    if isinstance(value, list):
+        return ",".join(map(_flag_text, value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def command_words(parser: argparse.ArgumentParser, script: str, config: dict) -> list[str]:
+    """The command that gives `config`, a JSON's recorded flags: the script, its positional arguments, and
+    every flag whose value differs from the parser's default, each flag beside its value."""
+    words = ["python", script]
+    for action in parser._actions:  # argparse lists its flags nowhere else
+        if not action.option_strings and action.dest in config:
+            values = config[action.dest]
+            words += [shlex.quote(str(value)) for value in (values if isinstance(values, list) else [values])]
+    for action in parser._actions:
+        if not action.option_strings or action.dest not in config:
+            continue
+        default = str(action.default) if isinstance(action.default, Path) else action.default
+        value = config[action.dest]
+        if value == default:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(flag)
+        elif action.nargs in ("*", "+"):  # one word per value, as the shell passes them; lines may break between
+            quoted = [shlex.quote(_flag_text(item)) for item in value]
+            words += [f"{flag} {quoted[0]}", *quoted[1:]] if quoted else [flag]
+        else:
+            words.append(f"{flag} {shlex.quote(_flag_text(value))}")
+    return words
+
+
+def command_lines(words: list[str]) -> str:
+    """Words joined into shell lines of at most LINE_WIDTH characters, continued with a backslash, never
+    splitting a flag from its value."""
+    lines, line = [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > LINE_WIDTH - 2:
+            lines.append(line + " \\")
+            line = "    " + word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join(lines + [line])
+
+
+def commands(results: dict, authors: list[str], present: list[str]) -> list[str]:
+    """The commands that wrote the results, each from its JSON's recorded flags, and the report's own."""
+    lines = []
+    for name, document in results.items():
+        stem = name.rsplit("/", 1)[-1]
+        if stem in EXPERIMENTS:
+            lines.append(command_lines(flags.command_words(from_config(document["config"]))))
+        elif stem in PARSERS:
+            script, parser = PARSERS[stem]
+            lines.append(command_lines(command_words(parser(), script, document["config"])))
+        elif stem == "diagnose.json":
+            params = [shlex.quote(path) for path in document["params"].values()]
+            lines.append(
+                command_lines(["python", "experiments/diagnose.py", *params, "--out", shlex.quote(document["out"])])
+            )
+    report = ["python", "experiments/handin.py", "--authors", shlex.quote(", ".join(authors))]
+    if present:
+        report += ["--present", shlex.quote(",".join(present))]
+    return lines + [command_lines(report)]
+
+
+def reproduce_text(results: dict, authors: list[str], present: list[str]) -> str:
+    """The appendix: commands, the software and device each result came from, and its wall times."""
+    lines = [
+        "Every figure and number in this report comes from these commands, run from the project's root "
+        "after `pip install -e .` (or `conda env create -f environment.yml`); the last one runs whatever "
+        "of the others is missing, then builds this PDF and the source bundle:",
+        "",
+        "```",
+        *commands(results, authors, present),
+        "```",
+        "",
+        "| result | JAX | Python | backend, device | total wall time | of which training |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, document in results.items():
+        if name in BENCHMARKS:
+            continue
+        environment, seconds = document["environment"], document["seconds"]
+        total = seconds["total"] if isinstance(seconds, dict) else seconds
+        train = f"{seconds['train']:.1f} s" if isinstance(seconds, dict) and "train" in seconds else "–"
+        lines.append(
+            f"| {name} | {environment['jax']} | {environment['python']} | {environment['backend']}, "
+            f"{environment['device']} | {total:.1f} s | {train} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The network's mathematics: layers, the network, its update, quantized weights."""

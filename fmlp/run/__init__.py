@@ -1,0 +1,1 @@
+"""Running an experiment: the flags, the run, checkpoints and resume, the metrics JSON, interrupts."""

@@ -1,0 +1,258 @@
+"""One experiment from its description: load MNIST, train the lanes with a progress bar, stop cleanly
+on a signal, and write the plots, the parameters and the metrics JSON (last, so its presence means the
+rest is there). Every training script is this, with its own plan (fmlp.run.plans); checkpoints and
+--resume are fmlp.run.resume's."""
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+from tqdm import tqdm
+
+from fmlp import data
+from fmlp.data.splits import device_splits
+from fmlp.description import Data, Experiment, Processes
+from fmlp.nn import saved
+from fmlp.run import checkpoint, interrupts, metrics_json, plans, resume
+from fmlp.run.plans import Plan
+from fmlp.scale import distributed
+from fmlp.training import lanes, memory_budget
+
+
+def say(message: str) -> None:
+    """One line for the user, on stderr beside the progress bar."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def load(described: Data, batch_size: int) -> tuple[data.MNIST, data.Origin]:
+    """MNIST as described; exits 1 with the reason on a data failure, or when the split leaves less
+    than one batch of batch_size to train on."""
+    try:
+        mnist, origin = data.load(described.source, described.folder, timeout=described.download_timeout, say=say)
+    except data.DataError as error:
+        sys.exit(f"error: {error}")
+    say(f"MNIST from {origin.source}" + (f" ({origin.path})" if origin.path else ""))
+    for split, images in (("training", mnist.train_images), ("test", mnist.test_images)):
+        if len(images) == 0:
+            sys.exit(f"error: the {split} split of {origin.path or origin.source} holds no images")
+    num_train = min(described.train_limit or len(mnist.train_images), len(mnist.train_images))
+    validation = described.validation
+    if validation and validation + batch_size > num_train:
+        sys.exit(f"error: --validation {validation} leaves {max(num_train - validation, 0)} of this data's "
+                 f"{num_train} training images to train on, fewer than one batch of {batch_size}")  # fmt: skip
+    if batch_size > num_train:
+        sys.exit(f"error: --batch-size {batch_size} is larger than this data's {num_train} training images")
+    return mnist, origin
+
+
+def laid_out(experiment: Experiment, num_lanes: int) -> Experiment:
+    """The experiment with its lanes laid out on this machine: split over every device; on each device
+    one at a time on a CPU, all together elsewhere (unless its lane group says otherwise)."""
+    # Several processes must all hold lanes (padded ones if need be); one process uses no more devices
+    # than it has lanes.
+    devices = jax.device_count() if jax.process_count() > 1 else min(jax.device_count(), num_lanes)
+    default_group = 1 if jax.default_backend() == "cpu" else -(-num_lanes // devices)
+    lanes = experiment.lanes._replace(group=experiment.lanes.group or default_group, devices=devices)
+    return experiment._replace(lanes=lanes)
+
+
+def start_processes(processes: Processes) -> None:
+    """Joins the other processes when --coordinator (or JAX_COORDINATOR_ADDRESS) asks for several;
+    exits 1 naming the address if the coordinator does not answer in time."""
+    address = processes.coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if address is None:
+        return
+    try:
+        distributed.start(address, processes.num_processes, processes.process_id, processes.coordinator_timeout,
+                          processes.heartbeat_timeout)  # fmt: skip
+    except ValueError as error:  # process 0 cannot listen where it was asked to
+        sys.exit(f"error: argument --coordinator: {error}")
+    except Exception as error:  # the runtime raises its own error types; all mean the same to the user
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        sys.exit(
+            f"error: cannot join the coordinator at {address} within {processes.coordinator_timeout:g} s "
+            f"(--coordinator-timeout): {first_line}"
+        )
+
+
+def compile_cache(keep: bool) -> None:
+    """`keep_compiled_programs`, unless --no-compile-cache turned `keep` off."""
+    if not keep:
+        jax.config.update("jax_enable_compilation_cache", False)  # JAX would read the variable itself
+        return
+    keep_compiled_programs()
+
+
+def keep_compiled_programs() -> None:
+    """Keeps compiled programs beside the MNIST cache (or in $JAX_COMPILATION_CACHE_DIR), so that a
+    second run of the same command skips compilation. Effective only before the process's first
+    compilation, which decides whether JAX uses the cache at all."""
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(data.default_cache_dir() / "xla")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def _progress(bar: tqdm, control: interrupts.Control) -> Callable:
+    def on_epoch(epoch: int, records: tuple[lanes.EpochRecord, ...]) -> None:
+        control.keep.set()  # from now on an interrupt keeps the finished epochs
+        accuracies = [r.test_accuracy for r in records if r.test_accuracy is not None]
+        bar.set_postfix(
+            best_test_acc=f"{max(accuracies):.2%}" if accuracies else "n/a", frozen=len(records) - len(accuracies)
+        )
+        bar.update()
+
+    return on_epoch
+
+
+def _report(runs: list[dict]) -> None:
+    """One line per noteworthy run: diverged, not learning, stopped early."""
+    for run in runs:
+        name = f"lr {run['learning_rate']:g}, seed {run['seed']}"
+        if run["diverged_at_epoch"] is not None:
+            say(
+                f"{name}: diverged at epoch {run['diverged_at_epoch']} (non-finite loss or parameters); "
+                "stopped there, its later values are null"
+            )
+        elif run["not_learning"]:
+            say(f"warning: {name}: not learning (test loss above 10 ln 10 = {metrics_json.NOT_LEARNING_LOSS:.1f})")
+
+
+def write(plan: Plan, experiment: Experiment, runs: list[dict], document: dict, params: dict) -> None:
+    """The PNGs, the parameter files, then the JSON; creates the output folders only now."""
+    out = experiment.outputs.folder
+    out.mkdir(parents=True, exist_ok=True)
+    plans.draw(plan, runs, out)
+    for path, lane_params in params.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        saved.save(path, lane_params, experiment.network)
+    metrics_json.write_json(out / f"{plan.name}.json", document)
+
+
+def check_memory(training: Experiment, num_lanes: int) -> None:
+    """Exits 2 before any work when the lanes' estimated memory exceeds what the device has, naming the
+    lane count that would fit."""
+    available = memory_budget.available_bytes()
+    if available is None or num_lanes <= memory_budget.lanes_that_fit(training, available):
+        return
+    each = memory_budget.bytes_per_lane(training)
+    fit = memory_budget.lanes_that_fit(training, available)
+    flag = "--seeds" if training.design.seeds > 1 else "--lrs"
+    needed = memory_budget.bytes_needed(training, num_lanes)
+    print(f"error: argument {flag}: {num_lanes} runs need about {needed / 2**30:.1f} GiB "
+          f"({each / 2**20:.1f} MiB each and their evaluation), more than the {available / 2**30:.1f} GiB available; "
+          f"at most {fit} runs fit", file=sys.stderr)  # fmt: skip
+    sys.exit(2)
+
+
+def run(experiment: Experiment, plan: Plan, param_files: dict[Path, int]) -> None:
+    """Runs the plan of the experiment, checkpointing as it goes; exits with 128 + the signal number if a
+    signal ended it early, leaving the checkpoint for --resume."""
+    started = time.perf_counter()
+    start_processes(experiment.processes)
+    compile_cache(experiment.outputs.compile_cache)
+    writer = distributed.is_writer()
+    training = laid_out(experiment, len(plan.seeds))
+    check_memory(training, len(plan.seeds))
+    epochs, out = experiment.training.epochs, experiment.outputs.folder
+    checkpoint_path = resume.checkpoint_path(out, plan)
+    try:
+        resume_from = resume.resumed(training, plan)
+    except ValueError as error:
+        say(f"error: argument --resume: {error}")
+        sys.exit(2)
+    if resume_from is not None:
+        say(f"resuming from {checkpoint_path} after epoch {checkpoint.epochs_done(resume_from)}")
+    keep, last = resume.keeper(training, plan, writer, say)
+
+    def work(control: interrupts.Control) -> None:
+        mnist, origin = load(experiment.data, experiment.training.batch_size)
+        splits = device_splits(mnist, experiment.data.train_limit, experiment.data.validation)
+        data_seconds = time.perf_counter() - started
+        done = 0 if resume_from is None else checkpoint.epochs_done(resume_from)
+        quiet = experiment.outputs.quiet or not writer
+        with tqdm(total=epochs, initial=done, desc="epochs", disable=quiet) as bar:
+            state, history = lanes.fit(
+                training,
+                splits,
+                learning_rates=plan.learning_rates,
+                seeds=plan.seeds,
+                epochs=epochs,
+                on_epoch=_progress(bar, control),
+                should_stop=control.stop.is_set,
+                resume=resume_from,
+                on_progress=keep,
+                start=plan.start,
+            )
+        # A signal to another process stops this one too: a run that ended early with lanes still
+        # training was interrupted somewhere, whichever process saw the signal.
+        ends = zip(history.records, history.diverged_at_epoch, history.stopped_at_epoch)
+        cut_short = any(len(records) < epochs and d is None and s is None for records, d, s in ends)
+        interrupted = control.stop.is_set() or cut_short
+        if interrupted and last:
+            keep(last[0], force=True)
+        runs = metrics_json.runs(history, experiment.training.early_stop is not None)
+        seconds = metrics_json.seconds(started, data_seconds, history)
+        document = metrics_json.document(experiment, runs, seconds, origin, interrupted)
+        # Every process takes part in gathering, and only when parameters are saved: gathered, the lanes'
+        # parameters are a second copy of the state.
+        on_host = distributed.to_host(state) if param_files else None
+        params = {path: lanes.final_params(on_host, lane) for path, lane in param_files.items()}
+        failure = None
+        if writer:
+            try:
+                write(plan, experiment, runs, document, params)
+            except OSError as error:
+                failure = error
+        # The others wait until process 0 has written: a process that left earlier would make the
+        # distributed runtime end process 0 before its results are on disk.
+        distributed.wait_for_all("results written")
+        if not writer:
+            return
+        if failure is not None:
+            say(
+                f"error: cannot write the results in {out} ({failure.strerror or failure}); the finished "
+                f"epochs are in {checkpoint_path}: free the space, then add --resume"
+            )
+            sys.exit(1)
+        _report(runs)
+        epochs_run = max(len(r) for r in history.records)
+        if interrupted:
+            say(f"interrupted after {epochs_run} of {epochs} epochs; wrote {out / (plan.name + '.json')}; "
+                "the same command with --resume goes on from there")  # fmt: skip
+        else:
+            checkpoint_path.unlink(missing_ok=True)
+            print(summary_line(document, epochs_run, out))
+
+    status = interrupts.exit_status(interrupts.run(work))
+    if status is not None:
+        sys.exit(status)
+
+
+def summary_line(document: dict, epochs_run: int, out: Path) -> str:
+    """What the run found, in one or two lines."""
+    parts = []
+    for row in document["summary"]:
+        final = row["final_test_accuracy"]
+        if final["n"] == 0:
+            parts.append(f"{row['learning_rate']:g}: diverged")
+        elif final["std"] is None:
+            parts.append(f"{row['learning_rate']:g}: {final['mean']:.2%}")
+        else:
+            parts.append(f"{row['learning_rate']:g}: {final['mean']:.2%} ± {final['std']:.2%}")
+    line = f"final test accuracy by learning rate after {epochs_run} epochs: " + ", ".join(parts)
+    selected = document["selected"]
+    if selected is not None:
+        when = (
+            f"epoch {selected['epoch']}"
+            if selected["epoch"] is not None
+            else "each seed's best epoch (" + ", ".join(map(str, selected["epochs"])) + ")"
+        )
+        line += (
+            f"\nselected on validation: lr {selected['learning_rate']:g} at {when} (validation accuracy "
+            f"{selected['val_accuracy']:.2%}); its test accuracy {selected['test_accuracy']:.2%}"
+        )
+    seconds = document["seconds"]
+    return line + f"\ntotal {seconds['total']:.1f} s (train {seconds['train']:.1f} s); wrote {out}"

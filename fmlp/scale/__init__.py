@@ -1,0 +1,1 @@
+"""Scale: the lanes over devices and processes, and the supervisor of several processes."""
