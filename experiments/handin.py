@@ -33,7 +33,7 @@ def parse() -> argparse.Namespace:
     flags.add_data_flags(parser)
     add("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
-    report_flags.check_report_flags(parser, args)
+    report_flags.check_report_flags(parser, args.authors, args.title, args.font)
     if problem := flags.can_create_folder(args.results):
         parser.error(f"argument --results: cannot write {str(args.results)!r}: {problem}")
     if args.data_dir is not None and not args.data_dir.is_dir():

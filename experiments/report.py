@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="folder of the review and discussion")
     parser.add_argument("--out", type=Path, default=None, help="the PDF (default RESULTS/report.pdf)")
     args = parser.parse_args()
-    report_flags.check_report_flags(parser, args)
+    report_flags.check_report_flags(parser, args.authors, args.title, args.font)
     out = args.out or args.results / "report.pdf"
     problem = flags.can_create_folder(out.parent) or ("a folder" if out.is_dir() else None)
     if problem:

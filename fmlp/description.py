@@ -24,8 +24,14 @@ import numpy as np
 
 # The lists of choices, each written once; each name has its implementation in one table of the library.
 ACTIVATIONS = ("sigmoid", "tanh", "relu")  # of the hidden layers: fmlp.nn.layers.ACTIVATIONS
-LOSSES = ("cross_entropy",)  # of the output: fmlp.nn.losses.LOSSES
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")  # fmlp.training.optimizers.OPTIMIZERS
+LOSSES = {"cross_entropy": "cross-entropy"}  # of the output, with its name in prose: fmlp.nn.losses.LOSSES
+OPTIMIZERS = {  # with its name in figures and prose: fmlp.training.optimizers.OPTIMIZERS
+    "sgd": "SGD",  # our own written-out update; the others are optax's
+    "momentum": "SGD, momentum",
+    "nesterov": "SGD, Nesterov momentum",
+    "adam": "Adam",
+    "rmsprop": "RMSProp",
+}
 WEIGHT_BITS = (1, 2, 4, 8)  # of quantized weights: codes pack whole into bytes; 1 bit is the sign, 2 bits ternary
 SOURCES = ("auto", "tfds", "mirror", "idx")  # of MNIST: fmlp.data.load
 SCRIPTS = ("baseline", "lr_sweep", "finetune")  # the training scripts, named as their JSON and checkpoint are
@@ -201,53 +207,84 @@ def rate_name(rate: float) -> str:
     return np.format_float_positional(np.float32(rate), trim="-")
 
 
+def optimizer_title(training: Training) -> str:
+    """The optimizer as figures name it, e.g. "SGD" or "SGD, Nesterov momentum 0.9"."""
+    momentum = "" if training.momentum is None else f" {training.momentum:g}"
+    return OPTIMIZERS[training.optimizer] + momentum
+
+
 def hidden(network: Architecture) -> list[int]:
     """The hidden layers' widths, as --hidden takes them."""
     return list(network.sizes[1:-1])
 
 
-def _path(value: Path | None) -> str | None:
-    return None if value is None else str(value)
+# The written-out description (the metrics JSON's "config"): every field under its flag's name, which is
+# the field's own name except where an earlier version named it otherwise (kept: the contract only grows).
+KEYS = {
+    "network.sizes": "hidden",  # the hidden widths only: inputs and classes are MNIST's
+    "network.weight_bits": "bits",
+    "data.source": "data_source",
+    "data.folder": "data_dir",
+    "design.learning_rates": "lrs",
+    "design.networks": "params",
+    "outputs.folder": "out",
+    "outputs.save_params": "save_params_dir",
+    "outputs.compile_cache": "no_compile_cache",  # negated
+    "lanes.group": "lane_group",
+}
+BASELINE_KEYS = {"design.learning_rates": "lr", "outputs.save_params": "save_params"}  # one rate, one file
+UNRECORDED = ("design.script", "lanes.devices", "lanes.eval_group", "lanes.eval_chunk")  # no flag sets them
+NOT_FLAGS = {  # fields a script has no flag for, and so never records
+    "baseline": ("design.seeds", "design.networks", "network.weight_bits"),
+    "lr_sweep": ("design.networks", "network.weight_bits"),
+    "finetune": ("design.seeds",),
+}
+PATHS = ("data.folder", "outputs.folder", "outputs.save_params")
+
+
+def recorded_paths(script: str) -> tuple[str, ...]:
+    """The fields a script's config records, in the description's order."""
+    skipped = set(UNRECORDED) | set(NOT_FLAGS[script])
+    return tuple(path for path in field_paths() if path not in skipped)
+
+
+def key(path: str, script: str) -> str:
+    """The config key (and the flag's dest) of a field for a script: e.g. "epochs", "lrs", "lr"."""
+    keys = KEYS | BASELINE_KEYS if script == "baseline" else KEYS
+    return keys.get(path, path.rpartition(".")[2])
+
+
+def written(path: str, value: Any, script: str) -> Any:
+    """A field's value as the config records it: JSON-ready, under the conventions of the flags."""
+    if path == "network.sizes":
+        return list(value[1:-1])
+    if path == "outputs.compile_cache":
+        return not value
+    if path == "design.learning_rates" and script == "baseline":
+        return value[0]
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value) if isinstance(value, Path) else value
+
+
+def _read(path: str, value: Any) -> Any:
+    """A recorded value as its field holds it: the inverse of `_written`."""
+    if path == "network.sizes":
+        return (INPUTS, *(int(width) for width in value), CLASSES)
+    if path == "outputs.compile_cache":
+        return not value
+    if path == "design.learning_rates":
+        return tuple(float(rate) for rate in (value if isinstance(value, (list, tuple)) else [value]))
+    if isinstance(value, list):
+        return tuple(value)
+    return Path(value) if path in PATHS and value is not None else value
 
 
 def to_config(experiment: Experiment) -> dict[str, Any]:
-    """The description written out as the metrics JSON's "config": the flags' names and values, JSON-ready,
-    with the keys of earlier versions (a contract that only grows) and "loss" since the loss table."""
-    network, training, data, design, outputs, lanes, processes = experiment
-    config = {
-        "epochs": training.epochs,
-        "batch_size": training.batch_size,
-        "seed": design.seed,
-        "hidden": hidden(network),
-        "activation": network.activation,
-        "loss": network.loss,
-        "out": str(outputs.folder),
-        "train_limit": data.train_limit,
-        "validation": data.validation,
-        "early_stop": training.early_stop,
-        "lane_group": lanes.group,
-        "optimizer": training.optimizer,
-        "momentum": training.momentum,
-        "rate_decay": training.rate_decay,
-        "quiet": outputs.quiet,
-        "resume": outputs.resume,
-        "no_compile_cache": not outputs.compile_cache,
-        "coordinator": processes.coordinator,
-        "num_processes": processes.num_processes,
-        "process_id": processes.process_id,
-        "coordinator_timeout": processes.coordinator_timeout,
-        "heartbeat_timeout": processes.heartbeat_timeout,
-        "data_source": data.source,
-        "data_dir": _path(data.folder),
-        "download_timeout": data.download_timeout,
-    }
-    if design.script == "baseline":
-        return config | {"lr": design.learning_rates[0], "save_params": _path(outputs.save_params)}
-    if design.script == "finetune":
-        config |= {"params": list(design.networks), "bits": network.weight_bits}
-    else:
-        config |= {"seeds": design.seeds}
-    return config | {"lrs": list(design.learning_rates), "save_params_dir": _path(outputs.save_params)}
+    """The description written out as the metrics JSON's "config": every field its script has a flag for,
+    under the flag's name (`key`), JSON-ready."""
+    script = experiment.design.script
+    return {key(path, script): written(path, field(experiment, path), script) for path in recorded_paths(script)}
 
 
 def script_of(config: dict) -> str:
@@ -257,50 +294,21 @@ def script_of(config: dict) -> str:
     return "lr_sweep" if "lrs" in config else "baseline"
 
 
-def _optional_path(value) -> Path | None:
-    return None if value is None else Path(value)
-
-
 def from_config(config: dict) -> Experiment:
-    """The description a recorded "config" (of any version) writes out; a key it lacks has its field's
-    default, so that an old JSON or checkpoint and a new run compare alike. ValueError naming the key
-    when a value is not of its field's kind."""
-    get = config.get
+    """The description that a recorded "config" (of any version), or a script's parsed flags, writes out;
+    a key it lacks has its field's default (`defaults` of its script), so that an old JSON or checkpoint
+    and a new run compare alike. ValueError when it is not a description of an experiment."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a recorded config is a mapping of flags, not {type(config).__name__}")
     script = script_of(config)
-    design_defaults = Design()
+    experiment = defaults(script)
+    parts: dict[str, dict] = {}
     try:
-        hidden_widths = tuple(int(width) for width in get("hidden", hidden(Architecture())))
-        network = Architecture(
-            (INPUTS, *hidden_widths, CLASSES),
-            str(get("activation", Architecture().activation)),
-            None if get("bits") is None else int(get("bits")),
-            str(get("loss", Architecture().loss)),
-        )
-        training = Training(*(get(name, default) for name, default in Training._field_defaults.items()))
-        data = Data(
-            str(get("data_source", Data().source)),
-            _optional_path(get("data_dir")),
-            float(get("download_timeout", Data().download_timeout)),
-            get("train_limit"),
-            int(get("validation", 0)),
-        )
-        rates = (get("lr", design_defaults.learning_rates[0]),) if script == "baseline" else tuple(get("lrs", ()))
-        design = Design(
-            script,
-            tuple(float(rate) for rate in rates),
-            int(get("seed", design_defaults.seed)),
-            int(get("seeds", 1)),
-            tuple(str(path) for path in get("params", ())),
-        )
-        outputs = Outputs(
-            Path(get("out", Outputs().folder)),
-            _optional_path(get("save_params" if script == "baseline" else "save_params_dir")),
-            bool(get("quiet", False)),
-            bool(get("resume", False)),
-            not get("no_compile_cache", False),
-        )
-        lanes = Lanes(get("lane_group"))
-        processes = Processes(*(get(name, default) for name, default in Processes._field_defaults.items()))
+        for path in recorded_paths(script):
+            name = key(path, script)
+            if name in config:
+                part, _, leaf = path.partition(".")
+                parts.setdefault(part, {})[leaf] = _read(path, config[name])
+        return updated(experiment, **parts)
     except (TypeError, ValueError) as error:
         raise ValueError(f"a recorded config that is not a description of an experiment ({error})") from None
-    return Experiment(network, training, data, design, outputs, lanes, processes)

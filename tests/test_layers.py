@@ -89,3 +89,17 @@ def test_softmax_and_cross_entropy_stay_finite_for_huge_logits(float64, dtype):
     np.testing.assert_allclose(loss, (2e4 + np.log(3.0) + 2e4 + np.log(2.0)) / 3, rtol=1e-6)
     grad = losses.softmax_cross_entropy_backward(probs, labels)
     assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("batch, classes", [(1, 2), (7, 10), (64, 10)])
+def test_the_softmax_backward_after_the_cross_entropys_gradient_is_the_fused_gradient(batch, classes, float64):
+    """dL/dp of the mean cross-entropy is -onehot(y) / (B p); through the softmax's own backward it is the
+    fused (p - onehot(y)) / B that training uses, to float64 rounding."""
+    logits = jax.random.normal(jax.random.key(batch), (batch, classes), jnp.float64) * 3
+    labels = jax.random.randint(jax.random.key(classes), (batch,), 0, classes)
+    probs = layers.softmax(logits)
+    dprobs = -jax.nn.one_hot(labels, classes, dtype=jnp.float64) / (batch * probs)
+    composed = layers.softmax_backward(probs, dprobs)
+    np.testing.assert_allclose(composed, losses.softmax_cross_entropy_backward(probs, labels), rtol=1e-12, atol=1e-16)
+    _, vjp = jax.vjp(layers.softmax, logits)
+    np.testing.assert_allclose(composed, vjp(dprobs)[0], rtol=1e-12, atol=1e-16)

@@ -33,7 +33,7 @@ def problem() -> splits.Splits:
 
 def test_every_optimizer_choice_is_a_flag_and_builds_a_transformation():
     action = next(a for a in flags.sweep_parser()._actions if a.dest == "optimizer")
-    assert tuple(action.choices) == description.OPTIMIZERS == tuple(optimizers.OPTIMIZERS)
+    assert tuple(action.choices) == tuple(description.OPTIMIZERS) == tuple(optimizers.OPTIMIZERS)
     for name in description.OPTIMIZERS:
         training = Training(optimizer=name, momentum=0.9 if name in ("momentum", "nesterov") else None)
         assert optimizers.transformation(training, 0.1) is not None

@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fmlp.analysis.plots import PAGE_WIDTH
+from fmlp.description import Architecture
 
 
 def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: str) -> Figure:
@@ -36,7 +37,7 @@ def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: st
 
 
 def _activations(results: dict[str, dict]) -> set[str]:
-    return {result.get("activation", "sigmoid") for result in results.values()}
+    return {result.get("activation", Architecture().activation) for result in results.values()}
 
 
 def saturation_figure(results: dict[str, dict]) -> Figure:

@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 from fmlp.analysis import stats
 from fmlp.analysis.plots import PAGE_WIDTH
 from fmlp.data import normalize
+from fmlp.description import from_config, rate_name
 from fmlp.embedded import c_export, integer
 from fmlp.nn import mlp, saved
-from fmlp.run.flags import rate_name
 
 
 class FineTuned(NamedTuple):
@@ -81,7 +81,7 @@ def fine_tuned(folder: Path, sources: Sequence[Path]) -> FineTuned:
     rate = max(finals, key=lambda r: np.mean(finals[r]))
     seeds = range(config["seed"], config["seed"] + len(sources))
     names = [Path(config["save_params_dir"]) / f"lr_{rate_name(rate)}_seed_{seed}.npz" for seed in seeds]
-    decay = float(config.get("rate_decay", 1.0))  # recorded since the rate decay came
+    decay = from_config(config).training.rate_decay  # a config from before the rate decay has its default
     return FineTuned(int(config["bits"]), float(rate), tuple(names), folder, decay, float(np.mean(finals[rate])))
 
 

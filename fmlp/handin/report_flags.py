@@ -47,20 +47,20 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_report_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def check_report_flags(parser: argparse.ArgumentParser, authors: list[str], title: str, font: Path | None) -> None:
     """--font must be a font file, and every character of --authors and --title drawable; exits 2 naming
     the flag and the characters."""
-    if args.font is not None and not args.font.is_file():
-        parser.error(f"argument --font: {str(args.font)!r} is not a file")
+    if font is not None and not font.is_file():
+        parser.error(f"argument --font: {str(font)!r} is not a file")
     from fmlp.handin.report.layout import missing_glyphs  # fontTools, which matplotlib brings, reads the fonts
 
-    for flag, text in (("--authors", ", ".join(args.authors)), ("--title", args.title)):
+    for flag, text in (("--authors", ", ".join(authors)), ("--title", title)):
         try:
-            missing = missing_glyphs(text, args.font)
+            missing = missing_glyphs(text, font)
         except Exception as error:  # fontTools raises many kinds for a file that is not a font
-            parser.error(f"argument --font: cannot read {str(args.font)!r} as a font ({error})")
+            parser.error(f"argument --font: cannot read {str(font)!r} as a font ({error})")
         if missing:
             parser.error(
-                f"argument {flag}: the report's font (DejaVu Sans{' and ' + str(args.font) if args.font else ''}) "
+                f"argument {flag}: the report's font (DejaVu Sans{' and ' + str(font) if font else ''}) "
                 f"cannot draw {' '.join(missing)}; pass --font PATH with a font that can (e.g. Noto Sans CJK)"
             )

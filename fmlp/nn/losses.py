@@ -2,8 +2,8 @@
 
 A loss takes the logits z (B, C) and the labels (B,) int in [0, C), and returns the mean loss over the
 batch with the softmax probabilities p (B, C) of the same pass; its backward takes p and the labels and
-returns dL/dz (B, C). A new loss is a pair of functions here, its entry in LOSSES, its name in
-fmlp.description.LOSSES, and a test against autodiff.
+returns dL/dz (B, C). A new loss is a pair of functions here, its entry in LOSSES, its name (with its
+name in prose) in fmlp.description.LOSSES, and a test against autodiff.
 """
 
 from collections.abc import Callable
@@ -43,13 +43,11 @@ def softmax_cross_entropy_backward(probs: jax.Array, labels: jax.Array) -> jax.A
 
 
 class Loss(NamedTuple):
-    """One loss: its name in figures and prose, forward (logits, labels) -> (mean loss, probs), and
-    backward (probs, labels) -> dL/dlogits."""
+    """One loss: forward (logits, labels) -> (mean loss, probs), and backward (probs, labels) -> dL/dlogits."""
 
-    title: str
     forward: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
     backward: Callable[[jax.Array, jax.Array], jax.Array]
 
 
 # The losses by name (fmlp.description.LOSSES).
-LOSSES = {"cross_entropy": Loss("cross-entropy", softmax_cross_entropy, softmax_cross_entropy_backward)}
+LOSSES = {"cross_entropy": Loss(softmax_cross_entropy, softmax_cross_entropy_backward)}

@@ -11,8 +11,6 @@ import numpy as np
 
 from fmlp.description import (
     ACTIVATIONS,
-    CLASSES,
-    INPUTS,
     LOSSES,
     MNIST_TRAIN_SIZE,
     OPTIMIZERS,
@@ -20,17 +18,17 @@ from fmlp.description import (
     SEED_MIN,
     SOURCES,
     WEIGHT_BITS,
-    Architecture,
     Data,
-    Design,
     Experiment,
-    Lanes,
-    Outputs,
-    Processes,
-    Training,
     defaults,
+    field,
+    from_config,
     hidden,
+    key,
     rate_name,
+    recorded_paths,
+    updated,
+    written,
 )
 
 DEFAULT_MOMENTUM = 0.9  # of --optimizer momentum and nesterov when --momentum is not given
@@ -445,29 +443,12 @@ def flag_values(args: argparse.Namespace) -> dict:
 
 def experiment(args: argparse.Namespace, script: str) -> Experiment:
     """The description of the experiment that a training script's checked flags ask for: the one
-    conversion from flags, at the scripts' edge. finetune's network comes from its files (`args.hidden`
-    and `args.activation` set from them)."""
-    rates = (args.lr,) if script == "baseline" else tuple(args.lrs)
-    save_params = args.save_params if script == "baseline" else args.save_params_dir
-    return Experiment(
-        network=Architecture((INPUTS, *args.hidden, CLASSES), args.activation, getattr(args, "bits", None), args.loss),
-        training=Training(
-            args.epochs, args.batch_size, args.optimizer, args.momentum, args.rate_decay, args.early_stop
-        ),  # fmt: skip
-        data=Data(args.data_source, args.data_dir, args.download_timeout, args.train_limit, args.validation),
-        design=Design(
-            script,
-            rates,
-            args.seed,
-            getattr(args, "seeds", 1),
-            tuple(str(path) for path in getattr(args, "params", ())),
-        ),  # fmt: skip
-        outputs=Outputs(args.out, save_params, args.quiet, args.resume, not args.no_compile_cache),
-        lanes=Lanes(args.lane_group),
-        processes=Processes(
-            args.coordinator, args.num_processes, args.process_id, args.coordinator_timeout, args.heartbeat_timeout
-        ),  # fmt: skip
-    )
+    conversion from flags, at the scripts' edge. A flag's dest is its field's key in the written-out
+    description (`fmlp.description.key`), so the flags read as a recorded config do. finetune's network
+    comes from its files (`args.hidden` and `args.activation` set from them)."""
+    described = from_config(flag_values(args))
+    assert described.design.script == script, f"{script}'s flags read as {described.design.script}'s"
+    return described
 
 
 SCRIPT_FILES = {script: f"experiments/{script}.py" for script in ("baseline", "lr_sweep", "finetune")}
@@ -480,39 +461,31 @@ def _text(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+# Fields a rebuilt command leaves out: how this machine ran it, not what it computed or wrote.
+NOT_COMMANDS = ("outputs.resume", "outputs.compile_cache", "processes.")
+FLAG_NAMES = {"save_params_dir": "--save-params"}  # where the flag is not "--" + its dest
+
+
 def command_words(experiment: Experiment, script_path: str | None = None) -> list[str]:
     """The command that gives `experiment`: the script (script_path, else its path in the repository),
     its saved networks, and every flag whose field differs from the script's default
     (`fmlp.description.defaults`), each flag beside its value. The inverse of `experiment`."""
-    design, network, training = experiment.design, experiment.network, experiment.training
-    base = defaults(design.script)
-    words = ["python", script_path or SCRIPT_FILES[design.script], *map(shlex.quote, design.networks)]
-    if design.script == "finetune":
-        words.append(f"--bits {network.weight_bits}")
-    implied_momentum = DEFAULT_MOMENTUM if training.optimizer in ("momentum", "nesterov") else None
-    rates_flag = "--lr" if design.script == "baseline" else "--lrs"
-    given = {
-        "--epochs": (training.epochs, base.training.epochs),
-        "--batch-size": (training.batch_size, base.training.batch_size),
-        "--seed": (design.seed, base.design.seed),
-        "--seeds": (design.seeds, base.design.seeds),
-        "--hidden": (hidden(network), hidden(base.network)),
-        "--activation": (network.activation, base.network.activation),
-        "--loss": (network.loss, base.network.loss),
-        rates_flag: (design.learning_rates, base.design.learning_rates),
-        "--optimizer": (training.optimizer, base.training.optimizer),
-        "--momentum": (training.momentum, implied_momentum),
-        "--rate-decay": (training.rate_decay, base.training.rate_decay),
-        "--early-stop": (training.early_stop, base.training.early_stop),
-        "--train-limit": (experiment.data.train_limit, base.data.train_limit),
-        "--validation": (experiment.data.validation, base.data.validation),
-        "--lane-group": (experiment.lanes.group, base.lanes.group),
-        "--out": (experiment.outputs.folder, base.outputs.folder),
-        "--save-params": (experiment.outputs.save_params, base.outputs.save_params),
-        "--data-source": (experiment.data.source, base.data.source),
-        "--data-dir": (experiment.data.folder, base.data.folder),
-    }
-    if design.script == "finetune":
-        del given["--hidden"], given["--activation"]  # from the networks' files
-    words += [f"{flag} {shlex.quote(_text(value))}" for flag, (value, default) in given.items() if value != default]
-    return words + (["--quiet"] if experiment.outputs.quiet else [])
+    script = experiment.design.script
+    base = defaults(script)
+    if experiment.training.optimizer in ("momentum", "nesterov"):  # check_args gives them this momentum
+        base = updated(base, training={"momentum": DEFAULT_MOMENTUM})
+    words = ["python", script_path or SCRIPT_FILES[script], *map(shlex.quote, experiment.design.networks)]
+    from_files = ("network.sizes", "network.activation") if script == "finetune" else ()
+    for path in recorded_paths(script):
+        value = field(experiment, path)
+        if path.startswith(NOT_COMMANDS) or path in from_files + ("design.networks",):
+            continue
+        if value == field(base, path) and path != "network.weight_bits":  # --bits is required
+            continue
+        dest = key(path, script)
+        flag = FLAG_NAMES.get(dest, "--" + dest.replace("_", "-"))
+        if isinstance(value, bool):
+            words.append(flag)
+        else:
+            words.append(f"{flag} {shlex.quote(_text(written(path, value, script)))}")
+    return words

@@ -10,10 +10,9 @@ import jax.numpy as jnp
 from matplotlib.figure import Figure
 
 from fmlp.analysis import plots
-from fmlp.description import Experiment, rate_name
+from fmlp.description import LOSSES, Experiment, optimizer_title, rate_name
 from fmlp.nn import mlp
-from fmlp.nn.losses import LOSSES
-from fmlp.training import lanes, optimizers
+from fmlp.training import lanes
 
 
 class Plan(NamedTuple):
@@ -36,7 +35,7 @@ def _network_name(experiment: Experiment) -> str:
 def _curves(name: str, experiment: Experiment) -> Callable[[list[dict], str], dict[str, Figure]]:
     """The figures of a script named `name`: its accuracy and its loss curves, the loss as the network's
     loss names it; a sweep's loss on a log scale."""
-    loss = LOSSES[experiment.network.loss].title
+    loss = LOSSES[experiment.network.loss]
     loss_figure = plots.loss_figure if name == "baseline" else plots.sweep_loss_figure
 
     def figures(runs, title):
@@ -52,7 +51,7 @@ def baseline_plan(experiment: Experiment) -> Plan:
     """What baseline.py trains and draws: one lane, of the design's first rate and its seed."""
     design, training = experiment.design, experiment.training
     rate = design.learning_rates[0]
-    title = f"{_network_name(experiment)}, {optimizers.title(training)} lr {rate:g}, batch {training.batch_size}"
+    title = f"{_network_name(experiment)}, {optimizer_title(training)} lr {rate:g}, batch {training.batch_size}"
     return Plan("baseline", (rate,), (design.seed,), _curves("baseline", experiment), title)
 
 
@@ -60,7 +59,7 @@ def sweep_plan(experiment: Experiment) -> Plan:
     """What lr_sweep.py trains and draws: every rate with seeds seed, seed + 1, ..., rate-major."""
     design, training = experiment.design, experiment.training
     rates, seeds = lanes.grid(design.learning_rates, range(design.seed, design.seed + design.seeds))
-    title = f"{_network_name(experiment)}, {optimizers.title(training)}, batch {training.batch_size}: learning rates"
+    title = f"{_network_name(experiment)}, {optimizer_title(training)}, batch {training.batch_size}: learning rates"
     return Plan("lr_sweep", rates, seeds, _curves("lr_sweep", experiment), title)
 
 
@@ -72,7 +71,7 @@ def finetune_plan(experiment: Experiment, start: mlp.Params | None = None) -> Pl
     if start is not None:  # the same networks for every rate
         start = jax.tree.map(lambda leaf: jnp.concatenate([leaf] * len(design.learning_rates)), start)
     title = (f"{_network_name(experiment)}, fine-tuned with {experiment.network.weight_bits}-bit weights, "
-             f"{optimizers.title(experiment.training)}")  # fmt: skip
+             f"{optimizer_title(experiment.training)}")  # fmt: skip
     return Plan("finetune", rates, seeds, _curves("finetune", experiment), title, start)
 
 

@@ -1,6 +1,6 @@
 """The optimizers by name: plain SGD is our own written-out update (fmlp.nn.update.sgd); the others are
 optax's transformations fed our hand-derived gradients. A new optimizer is an entry of OPTIMIZERS and
-its name in fmlp.description.OPTIMIZERS."""
+its name, with its title, in fmlp.description.OPTIMIZERS."""
 
 from collections.abc import Callable
 from typing import NamedTuple
@@ -13,22 +13,19 @@ from fmlp.nn.mlp import Params
 
 
 class Optimizer(NamedTuple):
-    """One optimizer: its name in figures, the copies of the parameters its state holds (for the memory
-    estimate), and its optax form at a learning rate (for "sgd" only a reference: training runs our own)."""
+    """One optimizer: the copies of the parameters its state holds (for the memory estimate), and its
+    optax form at a learning rate (for "sgd" only a reference: training runs our own)."""
 
-    title: str
     slots: int
     transformation: Callable[[jax.Array | float, Training], optax.GradientTransformation]
 
 
 OPTIMIZERS = {
-    "sgd": Optimizer("SGD", 0, lambda rate, training: optax.sgd(rate)),
-    "momentum": Optimizer("SGD, momentum", 1, lambda rate, training: optax.sgd(rate, momentum=training.momentum)),
-    "nesterov": Optimizer(
-        "SGD, Nesterov momentum", 1, lambda rate, training: optax.sgd(rate, momentum=training.momentum, nesterov=True)
-    ),
-    "adam": Optimizer("Adam", 2, lambda rate, training: optax.adam(rate)),
-    "rmsprop": Optimizer("RMSProp", 1, lambda rate, training: optax.rmsprop(rate)),
+    "sgd": Optimizer(0, lambda rate, training: optax.sgd(rate)),
+    "momentum": Optimizer(1, lambda rate, training: optax.sgd(rate, momentum=training.momentum)),
+    "nesterov": Optimizer(1, lambda rate, training: optax.sgd(rate, momentum=training.momentum, nesterov=True)),
+    "adam": Optimizer(2, lambda rate, training: optax.adam(rate)),
+    "rmsprop": Optimizer(1, lambda rate, training: optax.rmsprop(rate)),
 }
 
 
@@ -41,9 +38,3 @@ def init_optimizer(training: Training, params: Params) -> optax.OptState | None:
     """The optimizer's state for params (momentum, Adam's moments, ...); None for plain SGD, which has
     none. No state depends on the learning rate, so any rate builds it."""
     return None if training.optimizer == "sgd" else transformation(training, 0.0).init(params)
-
-
-def title(training: Training) -> str:
-    """The optimizer as figures name it, e.g. "SGD" or "SGD, Nesterov momentum 0.9"."""
-    momentum = "" if training.momentum is None else f" {training.momentum:g}"
-    return OPTIMIZERS[training.optimizer].title + momentum

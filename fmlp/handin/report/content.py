@@ -23,6 +23,7 @@ import json
 import re
 from pathlib import Path
 
+from fmlp.description import LOSSES, from_config, optimizer_title
 from fmlp.handin.report.tables import BENCHMARKS, CAPTIONS, OPTIMIZERS, TABLES
 
 # The results the report needs, and the command that writes each.
@@ -169,13 +170,13 @@ def demote(text: str, levels: int = 1) -> str:
 
 def setup_text(results: dict) -> str:
     """The experiment's setup in a few lines, from the baseline's recorded flags."""
-    config = results["baseline.json"]["config"]
-    sizes = " → ".join(map(str, (784, *config["hidden"], 10)))
+    baseline = from_config(results["baseline.json"]["config"])
+    network, training = baseline.network, baseline.training
     return (
-        f"Network {sizes} ({config.get('activation', 'sigmoid')} hidden layers, softmax output), mean "
-        "cross-entropy, minibatch SGD with "
-        f"batch size {config['batch_size']}, learning rate {config['lr']:g}, {config['epochs']} epochs, seed "
-        f"{config['seed']}; weights and biases N(0, 1)·√(1/fan_in); pixels scaled to [0, 1], then "
+        f"Network {' → '.join(map(str, network.sizes))} ({network.activation} hidden layers, softmax output), "
+        f"mean {LOSSES[network.loss]}, minibatch {optimizer_title(training)} with batch size {training.batch_size}, "
+        f"learning rate {baseline.design.learning_rates[0]:g}, {training.epochs} epochs, seed "
+        f"{baseline.design.seed}; weights and biases N(0, 1)·√(1/fan_in); pixels scaled to [0, 1], then "
         "(x − 0.1307) / 0.3081. Real MNIST: 60,000 training and 10,000 test images. Forward pass, backward "
         "pass and update are written out by hand in JAX (the next section derives them and prints their "
         "code) and checked against automatic differentiation. The source code is in handin.zip beside this "
