@@ -17,10 +17,8 @@ def main() -> None:
     supervisor.if_several_processes(args.coordinator, args.out / "baseline.checkpoint.npz")
     # Imported only now, so that --help and refused flags answer without loading JAX.
     from fmlp.run import experiment as run
-    from fmlp.run import plans
 
-    save = experiment.outputs.save_params
-    run.run(experiment, plans.baseline_plan(experiment), {} if save is None else {save: 0})
+    run.run(experiment)
 
 
 if __name__ == "__main__":

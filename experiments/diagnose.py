@@ -12,19 +12,27 @@ from fmlp.run import flags, interrupts
 
 
 def write_set(out: Path, figures: dict, document: dict) -> None:
-    """The figures and diagnose.json as one set: any previous diagnose.json goes first (so no JSON ever
-    sits beside figures of another run), then the previous run's figures, then the new figures, the JSON
-    last (its presence means the set is whole)."""
+    """The figures and diagnose.json as one set, the previous set replaced only once the new one is
+    whole: the new figures and JSON are written into a folder beside them first, so that one that
+    cannot be written leaves the previous set as it was. Then the previous diagnose.json goes (so no
+    JSON ever sits beside figures of another run), the new figures take their places, the previous
+    run's other figures go, and the JSON comes last (its presence means the set is whole)."""
     from fmlp.analysis import plots
+    from fmlp.files import temporary_folder
     from fmlp.run import metrics_json
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "diagnose.json").unlink(missing_ok=True)
-    for stale in out.glob("diagnose_*.png"):
-        stale.unlink()
-    for file_name, figure in figures.items():
-        plots.save_png(figure, out / file_name)
-    metrics_json.write_json(out / "diagnose.json", document)
+    with temporary_folder(".diagnose.", beside=out) as staged:
+        for file_name, figure in figures.items():
+            plots.save_png(figure, staged / file_name)
+        metrics_json.write_json(staged / "diagnose.json", document)
+        (out / "diagnose.json").unlink(missing_ok=True)
+        for stale in out.glob("diagnose_*.png"):
+            if stale.name not in figures:
+                stale.unlink()
+        for file_name in figures:
+            (staged / file_name).replace(out / file_name)
+        (staged / "diagnose.json").replace(out / "diagnose.json")
 
 
 def main() -> None:
@@ -55,12 +63,9 @@ def main() -> None:
     for name, path in zip(names, args.params):
         try:
             networks[name] = saved.load(path)
+            saved.check_classifier(path, networks[name].architecture)
         except ValueError as error:
             sys.exit(f"error: {error}")
-        sizes = networks[name].architecture.sizes
-        if (sizes[0], sizes[-1]) != (784, 10):
-            sys.exit(f"error: {path}: a network of {sizes[0]} inputs and {sizes[-1]} outputs, "
-                     "not an MNIST classifier (784 -> 10)")  # fmt: skip
     try:
         mnist, origin = data.load(args.data_source, args.data_dir)
     except data.DataError as error:

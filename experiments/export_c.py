@@ -22,7 +22,7 @@ def check(out, network, args) -> str:
     import numpy as np
 
     from fmlp import data
-    from fmlp.embedded import integer
+    from fmlp.embedded import c_export, integer
 
     try:
         mnist, _ = data.load(args.data_source, args.data_dir)
@@ -32,8 +32,8 @@ def check(out, network, args) -> str:
     data.write_idx(images, mnist.test_images)
     data.write_idx(labels, mnist.test_labels)
     program = out / "fmlp_mnist"
-    built = subprocess.run([*COMPILE, *map(str, sorted(out.glob("*.c"))), "-o", str(program)], capture_output=True,
-                           text=True)  # fmt: skip
+    sources = [str(out / name) for name in c_export.C_FILES]  # the export's own, not any other file there
+    built = subprocess.run([*COMPILE, *sources, "-o", str(program)], capture_output=True, text=True)
     if built.returncode:
         sys.exit(f"error: cc could not build {out}:\n{built.stderr}")
     ran = subprocess.run([str(program), "--predictions", str(images), str(labels)], capture_output=True, text=True)
@@ -55,14 +55,18 @@ def main() -> None:
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
 
     from fmlp.embedded import c_export, integer
+
+    if problem := c_export.folder_problem(args.out):
+        parser.error(f"argument --out: {problem}")
     from fmlp.nn import saved
 
     try:
-        saved = saved.load(args.params)  # its errors name the file
+        network_file = saved.load(args.params)  # its errors name the file
+        saved.check_classifier(args.params, network_file.architecture)
     except ValueError as error:
         sys.exit(f"error: {error}")
     try:
-        network = integer.from_float(saved.architecture, saved.params, args.bits)
+        network = integer.from_float(network_file.architecture, network_file.params, args.bits)
         paths = c_export.export(network, args.out)
     except ValueError as error:
         sys.exit(f"error: {args.params}: {error}")

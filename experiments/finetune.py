@@ -26,7 +26,6 @@ def main() -> None:
     # Imported only now, so that --help and refused flags answer without loading JAX.
     from fmlp.nn import saved
     from fmlp.run import experiment as run
-    from fmlp.run import plans
     from fmlp.training import lanes
 
     try:
@@ -39,12 +38,13 @@ def main() -> None:
             sys.exit(f"error: {path}: a {network.architecture.sizes} {network.architecture.activation} network, "
                      f"unlike {args.params[0]} ({first.sizes} {first.activation})")  # fmt: skip
     args.hidden, args.activation = list(first.sizes[1:-1]), first.activation
-    if first.sizes[0] != 784 or first.sizes[-1] != 10:
-        sys.exit(f"error: {args.params[0]}: sizes {list(first.sizes)}; MNIST needs 784 inputs and 10 classes")
+    try:
+        saved.check_classifier(args.params[0], first)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     experiment = flags.experiment(args, "finetune")
 
-    plan = plans.finetune_plan(experiment, lanes.stack([network.params for network in networks]))
-    run.run(experiment, plan, plans.lane_files(experiment.outputs.save_params, plan))
+    run.run(experiment, lanes.stack([network.params for network in networks]))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def run(name: str, command: list[str]) -> None:
         except KeyboardInterrupt:
             continue
     if status in (130, 143, -signal.SIGINT, -signal.SIGTERM):
-        sys.exit(f"interrupted during the {name}; what finished is kept: run the same command again to go on")
+        print(f"interrupted during the {name}; what finished is kept: run the same command again to go on",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(status if status > 0 else 128 - status)  # 130 or 143, as the scripts end on a signal
     if status != 0:
         sys.exit(f"error: the {name} failed (exit status {status}): python {' '.join(command)}")
 

@@ -24,10 +24,8 @@ def main() -> None:
     supervisor.if_several_processes(args.coordinator, args.out / "lr_sweep.checkpoint.npz")
     # Imported only now, so that --help and refused flags answer without loading JAX.
     from fmlp.run import experiment as run
-    from fmlp.run import plans
 
-    plan = plans.sweep_plan(experiment)
-    run.run(experiment, plan, plans.lane_files(experiment.outputs.save_params, plan))
+    run.run(experiment)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ def main() -> None:
     try:
         networks = [saved.load(path) for path in args.params]
         for path, network in zip(args.params, networks):
-            try:
-                integer.check_supported(network.architecture)
-            except ValueError as error:
-                raise ValueError(f"{path}: {error}") from None
+            saved.check_classifier(path, network.architecture)
+            for bits in args.bits:  # the one check of every conversion, before any work
+                try:
+                    integer.from_float(network.architecture, network.params, bits)
+                except ValueError as error:
+                    raise ValueError(f"{path}: at {bits} bits: {error}") from None
         candidates = [quantize_study.fine_tuned(folder, args.params) for folder in args.fine_tuned]
         tuned = quantize_study.best_per_width(candidates)
         tuned_networks = [[saved.load(path) for path in run.paths] for run in tuned]

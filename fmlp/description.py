@@ -142,6 +142,13 @@ def updated(experiment: Experiment, **parts: dict) -> Experiment:
     return experiment._replace(**{part: getattr(experiment, part)._replace(**fields) for part, fields in parts.items()})
 
 
+def lane_count(experiment: Experiment) -> int:
+    """How many lanes the design trains: every rate with every seed, or with every given network."""
+    design = experiment.design
+    per_rate = {"baseline": 1, "lr_sweep": design.seeds, "finetune": len(design.networks)}[design.script]
+    return (1 if design.script == "baseline" else len(design.learning_rates)) * per_rate
+
+
 def defaults(script: str) -> Experiment:
     """What a script runs with no flags: baseline.py the reference run at lr 0.1; lr_sweep.py every rate of
     SWEEP_RATES; finetune.py 10 epochs at FINE_TUNE_RATES (the networks and their width come from its

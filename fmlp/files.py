@@ -43,10 +43,33 @@ def remove_pending() -> None:
 
 
 def _new_temporary(target: Path) -> Path:
-    """A new empty file in target's folder, named after it."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """A new empty file in target's folder, named after it and this process: .NAME.PID.XXXX.tmp."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     return Path(name)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that id exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Removes the temporary files of `atomic_path` in folder whose process is dead (a kill -9 mid-write
+    leaves them), and returns them; a live process's are kept."""
+    stale = []
+    for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+        pid = path.name.rsplit(".", 3)[-3] if path.name.count(".") >= 4 else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            stale.append(path)
+    return stale
 
 
 @contextlib.contextmanager
@@ -70,7 +93,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def temporary_folder(prefix: str) -> Iterator[Path]:
-    """A fresh temporary folder, removed afterwards, also by an abort."""
-    with tempfile.TemporaryDirectory(prefix=prefix) as name, pending(Path(name)) as path:
+def temporary_folder(prefix: str, beside: Path | None = None) -> Iterator[Path]:
+    """A fresh temporary folder (in `beside`, so that its files rename into place there; else the
+    system's), removed afterwards, also by an abort."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=beside) as name, pending(Path(name)) as path:
         yield path

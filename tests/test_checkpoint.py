@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from fmlp.description import Architecture, Experiment, Training, to_config
+from fmlp.description import Architecture, Design, Experiment, Training, to_config
 from fmlp.run import checkpoint, flags, metrics_json
 from fmlp.training import lanes
 
@@ -103,7 +103,9 @@ def test_resume_refusals_name_the_flag_and_the_file(idx_dir, tmp_path, capsys):
 
 def test_a_checkpoint_round_trips_and_refuses_what_does_not_fit(tmp_path):
     config = Experiment(
-        network=Architecture((784, 8, 10)), training=Training(optimizer="momentum", momentum=0.9, early_stop=2)
+        network=Architecture((784, 8, 10)),
+        training=Training(optimizer="momentum", momentum=0.9, early_stop=2),
+        design=Design("lr_sweep", (0.1, 0.2)),
     )
     state = lanes.init_lanes(config, [0.1, 0.2], [1, 2])
     history = lanes.LaneHistory((0.1, 0.2), (1, 2), ((lanes.EpochRecord(1, 0.5, 0.9, 0.4, 0.8, 0.3, 0.7),),) * 2,

@@ -93,13 +93,31 @@ def weights_header(network: IntegerNetwork) -> str:
     return "\n".join(parts) + "\n#endif\n"
 
 
+C_FILES = ("fmlp.c", "main.c")  # what a program of the export compiles, and nothing else in its folder
+MARKER = ".fmlp_export"  # in a folder an export wrote: the next export may write over its files
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why an export must not write into folder, or None: it is a file, or it holds files that no export
+    wrote (a user's main.c would be overwritten)."""
+    if folder.exists() and not folder.is_dir():
+        return f"{str(folder)!r} is not a folder"
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+        return f"{str(folder)!r} holds files that no export wrote; export into an empty or new folder"
+    return None
+
+
 def export(network: IntegerNetwork, folder: Path) -> list[Path]:
-    """Writes the four C files into folder (created if need be); returns their paths. Refuses a network
-    whose buffers would pass STACK_LIMIT before writing anything."""
+    """Writes the four C files into folder (created if need be), marked as an export's; returns their
+    paths. Refuses a network whose buffers would pass STACK_LIMIT, or a folder of other files
+    (`folder_problem`), before writing anything."""
     needed = footprint(network).ram_buffers
     if needed > STACK_LIMIT:
         raise ValueError(f"fmlp_predict would need {needed} bytes of stack, more than {STACK_LIMIT}")
+    if problem := folder_problem(folder):
+        raise ValueError(problem)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by experiments/export_c.py; its files may be written over\n")
     header = folder / "fmlp_weights.h"
     with atomic_path(header) as temporary:
         temporary.write_text(weights_header(network))

@@ -109,6 +109,9 @@ def from_float(architecture: mlp.Architecture, params: mlp.Params, bits: int) ->
     normalisation folded into the first layer, biases in accumulator steps. The rounding is the one
     quantization-aware training ran through, so a network fine-tuned at these bits keeps its codes."""
     check_supported(architecture)
+    for index, layer in enumerate(params):
+        if not (np.isfinite(layer.w).all() and np.isfinite(layer.b).all()):
+            raise ValueError(f"layer {index} holds non-finite weights or biases")
     layers = []
     for index, layer in enumerate(params):
         codes, scales = (np.asarray(array) for array in quantizers.quantize(layer.w, bits))

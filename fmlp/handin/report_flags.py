@@ -26,7 +26,8 @@ def author_list(value: str) -> list[str]:
 
 def add_report_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of the hand-in's content: --authors (required), --present, --title, --allow-stale."""
-    parser.add_argument("--authors", type=author_list, required=True, help='the group, e.g. "Name A, Name B"')
+    parser.add_argument("--authors", type=author_list, required=True, action="extend",
+                        help='the group, e.g. "Name A, Name B" (may be given several times)')  # fmt: skip
     parser.add_argument(
         "--present",
         type=present_list,

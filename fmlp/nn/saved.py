@@ -9,7 +9,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from fmlp.description import ACTIVATIONS, WEIGHT_BITS, Architecture
+from fmlp.description import ACTIVATIONS, CLASSES, INPUTS, WEIGHT_BITS, Architecture
 from fmlp.files import atomic_path
 from fmlp.nn.layers import Dense
 from fmlp.nn.mlp import Params
@@ -114,11 +114,11 @@ def _architecture(path: str | os.PathLike, arrays: dict, params: Params) -> Arch
         description = json.loads(arrays["architecture"].astype(np.uint8).tobytes())
         saved = Architecture(tuple(int(size) for size in description["sizes"]), str(description["activation"]))
         bits = description.get("weight_bits")  # written since quantization-aware training
-        saved = saved._replace(weight_bits=None if bits is None else int(bits))
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise ValueError(f"{path}: its architecture entry is not the JSON that save writes ({error})") from None
-    if saved.weight_bits not in (None, *WEIGHT_BITS):
-        raise ValueError(f"{path}: weight_bits {saved.weight_bits}, not one of {', '.join(map(str, WEIGHT_BITS))}")
+    if bits is not None and (type(bits) is not int or bits not in WEIGHT_BITS):  # true and 8.7 are not widths
+        raise ValueError(f"{path}: weight_bits {bits!r}, not one of {', '.join(map(str, WEIGHT_BITS))} (or null)")
+    saved = saved._replace(weight_bits=bits)
     if saved.activation not in ACTIVATIONS:
         raise ValueError(f"{path}: activation {saved.activation!r}, not one of {', '.join(ACTIVATIONS)}")
     if saved.sizes != sizes:
@@ -146,5 +146,22 @@ def load(path: str | os.PathLike) -> Network:
         raise error if str(error).startswith(str(path)) else ValueError(f"{path}: cannot read its arrays ({error})")
     _check_saved(path, arrays)
     num_layers = len([name for name in arrays if name.startswith("w")])
-    params = tuple(Dense(w=jnp.asarray(arrays[f"w{i}"]), b=jnp.asarray(arrays[f"b{i}"])) for i in range(num_layers))
+    for name in (f"{kind}{i}" for i in range(num_layers) for kind in "wb"):
+        if not np.isfinite(arrays[name]).all():
+            count = int((~np.isfinite(arrays[name])).sum())
+            raise ValueError(f"{path}: {name} holds {count} non-finite value(s) (NaN or infinity); a network must be "
+                             "finite")  # fmt: skip
+    # Every network is float32, whatever precision it was saved in, as training and inference run it.
+    params = tuple(
+        Dense(w=jnp.asarray(arrays[f"w{i}"], jnp.float32), b=jnp.asarray(arrays[f"b{i}"], jnp.float32))
+        for i in range(num_layers)
+    )
     return Network(params, _architecture(path, arrays, params))
+
+
+def check_classifier(path: str | os.PathLike, architecture: Architecture) -> None:
+    """ValueError naming the file unless the network classifies MNIST: INPUTS pixels in, CLASSES out."""
+    sizes = architecture.sizes
+    if (sizes[0], sizes[-1]) != (INPUTS, CLASSES):
+        raise ValueError(f"{path}: a network of {sizes[0]} inputs and {sizes[-1]} outputs, not an MNIST classifier "
+                         f"({INPUTS} -> {CLASSES})")  # fmt: skip

@@ -16,20 +16,21 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from fmlp.description import Experiment, differences, from_config
+from fmlp.description import Experiment, differences, from_config, lane_count
 from fmlp.files import atomic_path
 from fmlp.training.lanes import EpochRecord, LaneHistory, LaneState, Progress
 
 FORMAT = 1
 
 
-def save(path: Path, progress: Progress, flags: dict) -> None:
-    """Writes progress (its state already on the host) and the run's description, written out, to path,
-    atomically."""
+def save(path: Path, progress: Progress, flags: dict, total_seconds: float = 0.0) -> None:
+    """Writes progress (its state already on the host), the run's description written out and its total
+    seconds so far (over every process of the run) to path, atomically."""
     history = progress.history
     meta = {
         "format": FORMAT,
         "flags": flags,
+        "total_seconds": total_seconds,
         "history": {
             "learning_rates": list(history.learning_rates),
             "seeds": list(history.seeds),
@@ -53,6 +54,16 @@ def epochs_done(progress: Progress) -> int:
     return len(progress.history.records[0])
 
 
+def seconds_saved(path: Path) -> float:
+    """The run's total seconds up to the checkpoint at path; for a checkpoint from before they were
+    saved, the seconds its lanes spent compiling, training and evaluating."""
+    with np.load(path, allow_pickle=False) as file:
+        meta = json.loads(file["meta"].tobytes())
+    history = meta["history"]
+    spent = history["compile_seconds"] + history["train_seconds"] + history["eval_seconds"]
+    return float(meta.get("total_seconds", spent))
+
+
 def epochs_saved(path: Path) -> int:
     """The epochs the checkpoint at path holds, from its JSON entry alone (no template state needed)."""
     with np.load(path, allow_pickle=False) as file:
@@ -73,15 +84,22 @@ def load(path: Path, template: LaneState, experiment: Experiment) -> Progress:
             leaves = [file[f"leaf_{i}"] for i in range(len(file.files) - 1)]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT}")
-    differing = differences(from_config(meta["flags"]), experiment)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
+                         f"expected {FORMAT}")  # fmt: skip
+    if not isinstance(meta.get("flags"), dict):
+        raise ValueError(f"{path}: its flags are missing or not a mapping")
+    try:
+        differing = differences(from_config(meta["flags"]), experiment)
+    except ValueError as error:
+        raise ValueError(f"{path}: its flags: {error}") from None
     if differing:
         raise ValueError(f"{path}: a run with other flags ({'; '.join(differing)}); rerun with its flags or delete it")
     expected, treedef = jax.tree.flatten(template)
     if len(leaves) != len(expected) or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(leaves, expected)):
         raise ValueError(f"{path}: its arrays do not fit this run's lanes")
-    history = meta["history"]
+    history = meta.get("history")
+    check_history(path, history, lane_count(experiment), experiment.training.epochs)
     records = tuple(tuple(EpochRecord(*record) for record in lane) for lane in history["records"])
     return Progress(
         jax.tree.unflatten(treedef, leaves),
@@ -96,3 +114,45 @@ def load(path: Path, template: LaneState, experiment: Experiment) -> Progress:
             history["eval_seconds"],
         ),
     )
+
+
+SECONDS = ("compile_seconds", "train_seconds", "eval_seconds")
+LANE_FIELDS = ("learning_rates", "seeds", "records", "diverged_at_epoch", "stopped_at_epoch")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _epoch_or_none(value, epochs: int) -> bool:
+    return value is None or (type(value) is int and 1 <= value <= epochs)
+
+
+def check_history(path: Path, history, lanes: int, epochs: int) -> None:
+    """ValueError naming the file and the field unless a checkpoint's history is one that `save` writes
+    for `lanes` lanes after 1 to `epochs` epochs: a list per lane of every lane field, as many records in
+    every lane, epochs numbered 1, 2, ..., records of seven numbers (or null), ends within the records."""
+    if not isinstance(history, dict):
+        raise ValueError(f"{path}: its history is missing or not a mapping")
+    for name in LANE_FIELDS + SECONDS:
+        if name not in history:
+            raise ValueError(f"{path}: its history lacks {name}")
+    for name in LANE_FIELDS:
+        if not isinstance(history[name], list) or len(history[name]) != lanes:
+            raise ValueError(f"{path}: history {name} is not a list of this run's {lanes} lanes")
+    for name in SECONDS:
+        if not _number(history[name]) or history[name] < 0:
+            raise ValueError(f"{path}: history {name} {history[name]!r} is not a number of seconds")
+    records = history["records"]
+    done = len(records[0]) if isinstance(records[0], list) else -1
+    if not 1 <= done <= epochs or any(not isinstance(lane, list) or len(lane) != done for lane in records):
+        raise ValueError(f"{path}: history records: every lane needs the same 1 to {epochs} epochs (--epochs)")
+    for lane in records:
+        for number, record in enumerate(lane, 1):
+            fits = isinstance(record, list) and len(record) == len(EpochRecord._fields) and record[0] == number
+            if not fits or not all(value is None or _number(value) for value in record[1:]):
+                raise ValueError(f"{path}: history records: epoch {number} of a lane is not [{number}, six numbers]")
+    for name in ("diverged_at_epoch", "stopped_at_epoch"):
+        if not all(_epoch_or_none(value, done) for value in history[name]):
+            raise ValueError(f"{path}: history {name}: each is null or an epoch from 1 to {done}")
+

@@ -3,6 +3,7 @@ on a signal, and write the plots, the parameters and the metrics JSON (last, so 
 rest is there). Every training script is this, with its own plan (fmlp.run.plans); checkpoints and
 --resume are fmlp.run.resume's."""
 
+import contextlib
 import os
 import sys
 import time
@@ -12,11 +13,11 @@ from pathlib import Path
 import jax
 from tqdm import tqdm
 
-from fmlp import data
+from fmlp import data, files
 from fmlp.data.splits import device_splits
-from fmlp.description import Data, Experiment, Processes
-from fmlp.nn import saved
-from fmlp.run import checkpoint, interrupts, metrics_json, plans, resume
+from fmlp.description import Data, Experiment, Processes, lane_count
+from fmlp.nn import mlp, saved
+from fmlp.run import checkpoint, interrupts, metrics_json, plans, resume, run_lock
 from fmlp.run.plans import Plan
 from fmlp.scale import distributed
 from fmlp.training import lanes, memory_budget
@@ -132,14 +133,14 @@ def write(plan: Plan, experiment: Experiment, runs: list[dict], document: dict, 
 
 
 def check_memory(training: Experiment, num_lanes: int) -> None:
-    """Exits 2 before any work when the lanes' estimated memory exceeds what the device has, naming the
-    lane count that would fit."""
+    """Exits 2 before any work (before even the lanes' list is built) when the lanes' estimated memory
+    exceeds what the device has, naming the flag to change and the lane count that would fit."""
     available = memory_budget.available_bytes()
     if available is None or num_lanes <= memory_budget.lanes_that_fit(training, available):
         return
     each = memory_budget.bytes_per_lane(training)
     fit = memory_budget.lanes_that_fit(training, available)
-    flag = "--seeds" if training.design.seeds > 1 else "--lrs"
+    flag = "--hidden" if fit == 0 else "--seeds" if training.design.seeds > 1 else "--lrs"
     needed = memory_budget.bytes_needed(training, num_lanes)
     print(f"error: argument {flag}: {num_lanes} runs need about {needed / 2**30:.1f} GiB "
           f"({each / 2**20:.1f} MiB each and their evaluation), more than the {available / 2**30:.1f} GiB available; "
@@ -147,25 +148,50 @@ def check_memory(training: Experiment, num_lanes: int) -> None:
     sys.exit(2)
 
 
-def run(experiment: Experiment, plan: Plan, param_files: dict[Path, int]) -> None:
-    """Runs the plan of the experiment, checkpointing as it goes; exits with 128 + the signal number if a
-    signal ended it early, leaving the checkpoint for --resume."""
+def kept(checkpoint_path: Path) -> str:
+    """What is true of the finished epochs on disk: where they are, or that none could be kept."""
+    if checkpoint_path.is_file():
+        return f"the finished epochs ({checkpoint.epochs_saved(checkpoint_path)}) are in {checkpoint_path}"
+    return f"no checkpoint could be written either ({checkpoint_path}), so the finished epochs are lost"
+
+
+def run(experiment: Experiment, start: mlp.Params | None = None) -> None:
+    """Runs the experiment's plan (`start`: the lane-stacked networks finetune begins from), holding the
+    lock on its result and checkpointing as it goes; exits with 128 + the signal number if a signal
+    ended it early, leaving the checkpoint for --resume, and with 2 when another run writes the same
+    result."""
     started = time.perf_counter()
     start_processes(experiment.processes)
     compile_cache(experiment.outputs.compile_cache)
     writer = distributed.is_writer()
-    training = laid_out(experiment, len(plan.seeds))
-    check_memory(training, len(plan.seeds))
+    num_lanes = lane_count(experiment)
+    training = laid_out(experiment, num_lanes)
+    check_memory(training, num_lanes)
+    plan = plans.PLANS[experiment.design.script](experiment, start)
+    out = experiment.outputs.folder
+    try:
+        with run_lock.holding(out, plan.name) if writer else contextlib.nullcontext():
+            files.remove_stale_temporaries(out)
+            _train_and_write(experiment, training, plan, writer, started)
+    except run_lock.Taken as error:
+        say(f"error: argument --out: {error}")
+        sys.exit(2)
+
+
+def _train_and_write(experiment: Experiment, training: Experiment, plan: Plan, writer: bool, started: float) -> None:
+    """`run` once its lanes are laid out (`training`) and its result locked."""
     epochs, out = experiment.training.epochs, experiment.outputs.folder
+    param_files = plans.param_files(experiment, plan)
     checkpoint_path = resume.checkpoint_path(out, plan)
     try:
         resume_from = resume.resumed(training, plan)
     except ValueError as error:
         say(f"error: argument --resume: {error}")
         sys.exit(2)
+    earlier = 0.0 if resume_from is None else checkpoint.seconds_saved(checkpoint_path)
     if resume_from is not None:
         say(f"resuming from {checkpoint_path} after epoch {checkpoint.epochs_done(resume_from)}")
-    keep, last = resume.keeper(training, plan, writer, say)
+    keep, last = resume.keeper(training, plan, writer, say, lambda: earlier + time.perf_counter() - started)
 
     def work(control: interrupts.Control) -> None:
         mnist, origin = load(experiment.data, experiment.training.batch_size)
@@ -194,7 +220,7 @@ def run(experiment: Experiment, plan: Plan, param_files: dict[Path, int]) -> Non
         if interrupted and last:
             keep(last[0], force=True)
         runs = metrics_json.runs(history, experiment.training.early_stop is not None)
-        seconds = metrics_json.seconds(started, data_seconds, history)
+        seconds = metrics_json.seconds(started, data_seconds, history, earlier)
         document = metrics_json.document(experiment, runs, seconds, origin, interrupted)
         # Every process takes part in gathering, and only when parameters are saved: gathered, the lanes'
         # parameters are a second copy of the state.
@@ -212,16 +238,18 @@ def run(experiment: Experiment, plan: Plan, param_files: dict[Path, int]) -> Non
         if not writer:
             return
         if failure is not None:
-            say(
-                f"error: cannot write the results in {out} ({failure.strerror or failure}); the finished "
-                f"epochs are in {checkpoint_path}: free the space, then add --resume"
+            fix = (
+                "free the space, then add --resume" if checkpoint_path.is_file() else "free the space and run it again"
             )
+            say(f"error: cannot write the results in {out} ({failure.strerror or failure}); {kept(checkpoint_path)}: "
+                f"{fix}")  # fmt: skip
             sys.exit(1)
         _report(runs)
         epochs_run = max(len(r) for r in history.records)
         if interrupted:
-            say(f"interrupted after {epochs_run} of {epochs} epochs; wrote {out / (plan.name + '.json')}; "
-                "the same command with --resume goes on from there")  # fmt: skip
+            then = ("the same command with --resume goes on from there" if checkpoint_path.is_file()
+                    else kept(checkpoint_path))  # fmt: skip
+            say(f"interrupted after {epochs_run} of {epochs} epochs; wrote {out / (plan.name + '.json')}; {then}")
         else:
             checkpoint_path.unlink(missing_ok=True)
             print(summary_line(document, epochs_run, out))

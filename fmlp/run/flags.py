@@ -3,8 +3,8 @@ need several flags at once. Everything here runs before any work and imports not
 `--help` and a refused flag answer at once. A refused flag exits 2 and names itself."""
 
 import argparse
-import os
 import shlex
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -376,12 +376,17 @@ def _first_existing(path: Path) -> Path:
 
 
 def can_create_folder(path: Path) -> str | None:
-    """Why `path` cannot be (or become) a writable folder, or None if it can. Creates nothing."""
+    """Why `path` cannot be (or become) a writable folder, or None if it can. Tried by writing: a
+    temporary file in the nearest folder that exists, removed at once (os.access says yes to root
+    where writing fails, as in /proc). Creates nothing that stays."""
     existing = _first_existing(path)
     if not existing.is_dir():
         return f"{str(existing)!r} is not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{str(existing)!r} is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"{str(existing)!r} is not writable ({error.strerror or error})"
     return None
 
 

@@ -74,14 +74,16 @@ def runs(history: LaneHistory, early_stop: bool) -> list[dict]:
     return records
 
 
-def seconds(started: float, data_seconds: float, history: LaneHistory) -> dict:
-    """The JSON's "seconds": data, compile, train, eval, and the total since `started` (perf_counter)."""
+def seconds(started: float, data_seconds: float, history: LaneHistory, earlier: float = 0.0) -> dict:
+    """The JSON's "seconds": compile, train, eval and the total over every process of the run (a resumed
+    run's total adds the `earlier` processes' total up to their checkpoint to this one's since
+    `started`, a perf_counter time), and this process's data loading."""
     return {
         "data": data_seconds,
         "compile": history.compile_seconds,
         "train": history.train_seconds,
         "eval": history.eval_seconds,
-        "total": time.perf_counter() - started,
+        "total": earlier + time.perf_counter() - started,
     }
 
 

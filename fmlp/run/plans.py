@@ -47,16 +47,18 @@ def _curves(name: str, experiment: Experiment) -> Callable[[list[dict], str], di
     return figures
 
 
-def baseline_plan(experiment: Experiment) -> Plan:
-    """What baseline.py trains and draws: one lane, of the design's first rate and its seed."""
+def baseline_plan(experiment: Experiment, start: mlp.Params | None = None) -> Plan:
+    """What baseline.py trains and draws: one lane, of the design's first rate and its seed (from its
+    seed's initial parameters: `start` is for finetune)."""
     design, training = experiment.design, experiment.training
     rate = design.learning_rates[0]
     title = f"{_network_name(experiment)}, {optimizer_title(training)} lr {rate:g}, batch {training.batch_size}"
     return Plan("baseline", (rate,), (design.seed,), _curves("baseline", experiment), title)
 
 
-def sweep_plan(experiment: Experiment) -> Plan:
-    """What lr_sweep.py trains and draws: every rate with seeds seed, seed + 1, ..., rate-major."""
+def sweep_plan(experiment: Experiment, start: mlp.Params | None = None) -> Plan:
+    """What lr_sweep.py trains and draws: every rate with seeds seed, seed + 1, ..., rate-major (each from
+    its seed's initial parameters: `start` is for finetune)."""
     design, training = experiment.design, experiment.training
     rates, seeds = lanes.grid(design.learning_rates, range(design.seed, design.seed + design.seeds))
     title = f"{_network_name(experiment)}, {optimizer_title(training)}, batch {training.batch_size}: learning rates"
@@ -78,10 +80,14 @@ def finetune_plan(experiment: Experiment, start: mlp.Params | None = None) -> Pl
 PLANS = {"baseline": baseline_plan, "lr_sweep": sweep_plan, "finetune": finetune_plan}
 
 
-def lane_files(folder: Path | None, plan: Plan) -> dict[Path, int]:
-    """Where each lane's final parameters go: folder/lr_<rate>_seed_<seed>.npz -> lane; none without a folder."""
+def param_files(experiment: Experiment, plan: Plan) -> dict[Path, int]:
+    """Where each lane's final parameters go, path -> lane: baseline's --save-params file, or a sweep's
+    and finetune's folder/lr_<rate>_seed_<seed>.npz; none without --save-params."""
+    folder = experiment.outputs.save_params
     if folder is None:
         return {}
+    if experiment.design.script == "baseline":
+        return {folder: 0}
     return {folder / f"lr_{rate_name(rate)}_seed_{seed}.npz": lane
             for lane, (rate, seed) in enumerate(zip(plan.learning_rates, plan.seeds))}  # fmt: skip
 

@@ -37,10 +37,12 @@ def resumed(experiment: Experiment, plan: Plan) -> lanes.Progress | None:
     return checkpoint.load(path, template, experiment)
 
 
-def keeper(experiment: Experiment, plan: Plan, writer: bool, warn: Callable[[str], None]) -> tuple[Callable, list]:
+def keeper(
+    experiment: Experiment, plan: Plan, writer: bool, warn: Callable[[str], None], elapsed: Callable[[], float]
+) -> tuple[Callable, list]:
     """on_progress for `lanes.fit`, which writes the checkpoint every few epochs (every epoch unless the
-    state is large; `warn` says when it cannot), and the list in which it keeps the last progress, so
-    that an early end can write it."""
+    state is large; `warn` says when it cannot) with the run's total seconds so far (`elapsed()`), and
+    the list in which it keeps the last progress, so that an early end can write it."""
     every = max(1, -(-len(plan.seeds) * memory_budget.bytes_per_lane(experiment) // CHECKPOINT_BYTES))
     path = checkpoint_path(experiment.outputs.folder, plan)
     last: list[lanes.Progress] = []
@@ -52,7 +54,7 @@ def keeper(experiment: Experiment, plan: Plan, writer: bool, warn: Callable[[str
         on_host = progress._replace(state=distributed.to_host(progress.state))  # every process gathers
         if writer:
             try:
-                checkpoint.save(path, on_host, to_config(experiment))
+                checkpoint.save(path, on_host, to_config(experiment), elapsed())
             except OSError as error:
                 warn(f"warning: cannot write the checkpoint {path} ({error.strerror or error})")
 

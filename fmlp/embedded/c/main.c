@@ -11,6 +11,8 @@
 #include "fmlp.h"
 
 #define BLOCK 256 /* images read, then timed, together */
+#define SIDE 28   /* MNIST images are SIDE x SIDE pixels */
+#define DIGITS 10 /* and labels 0 to DIGITS - 1 */
 
 static uint8_t images[BLOCK][FMLP_PIXELS];
 static uint8_t labels[BLOCK];
@@ -38,7 +40,7 @@ static long open_idx(const char *path, unsigned long dims, FILE **file)
         fprintf(stderr, "error: %s: not an IDX file of unsigned bytes with %lu dimension(s)\n", path, dims);
         return -1;
     }
-    if (dims == 3 && (!read_u32(*file, &rows) || !read_u32(*file, &columns) || rows * columns != FMLP_PIXELS)) {
+    if (dims == 3 && (!read_u32(*file, &rows) || !read_u32(*file, &columns) || rows != SIDE || columns != SIDE)) {
         fprintf(stderr, "error: %s: images are not 28 x 28\n", path);
         return -1;
     }
@@ -74,6 +76,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: the files end after fewer than %ld images\n", count);
             return 1;
         }
+        for (k = 0; k < block; k++)
+            if (labels[k] >= DIGITS) {
+                fprintf(stderr, "error: label %d of image %ld is not a digit 0 to %d\n", labels[k], done + k, DIGITS - 1);
+                return 1;
+            }
         start = clock();
         for (k = 0; k < block; k++)
             predictions[k] = fmlp_predict(images[k]);

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from fmlp.description import from_config
-from fmlp.handin.report.tables import BENCHMARKS
+from fmlp.handin.report.tables import BENCHMARKS, cell
 from fmlp.run import flags
 
 EXPERIMENTS = ("baseline.json", "lr_sweep.json", "finetune.json")  # commands rebuilt from the description
@@ -65,6 +65,17 @@ def command_lines(words: list[str]) -> str:
     return "\n".join(lines + [line])
 
 
+def author_words(authors: list[str]) -> list[str]:
+    """--authors words for the names, as many names to a word as fit on a line, so that any number of
+    names wraps (the flag may be given several times)."""
+    groups: list[list[str]] = [[]]
+    for name in authors:
+        if groups[-1] and len(shlex.quote(", ".join(groups[-1] + [name]))) > LINE_WIDTH - len("    --authors  \\"):
+            groups.append([])
+        groups[-1].append(name)
+    return [f"--authors {shlex.quote(', '.join(group))}" for group in groups]
+
+
 def commands(results: dict, authors: list[str], present: list[str]) -> list[str]:
     """The commands that wrote the results, each from its JSON's recorded flags, and the report's own."""
     lines = []
@@ -80,7 +91,7 @@ def commands(results: dict, authors: list[str], present: list[str]) -> list[str]
             lines.append(
                 command_lines(["python", "experiments/diagnose.py", *params, "--out", shlex.quote(document["out"])])
             )
-    report = ["python", "experiments/handin.py", "--authors", shlex.quote(", ".join(authors))]
+    report = ["python", "experiments/handin.py", *author_words(authors)]
     if present:
         report += ["--present", shlex.quote(",".join(present))]
     return lines + [command_lines(report)]
@@ -107,7 +118,7 @@ def reproduce_text(results: dict, authors: list[str], present: list[str]) -> str
         total = seconds["total"] if isinstance(seconds, dict) else seconds
         train = f"{seconds['train']:.1f} s" if isinstance(seconds, dict) and "train" in seconds else "–"
         lines.append(
-            f"| {name} | {environment['jax']} | {environment['python']} | {environment['backend']}, "
-            f"{environment['device']} | {total:.1f} s | {train} |"
+            f"| {name} | {cell(environment['jax'])} | {cell(environment['python'])} | {cell(environment['backend'])}, "
+            f"{cell(environment['device'])} | {total:.1f} s | {train} |"
         )
     return "\n".join(lines)

@@ -96,9 +96,13 @@ def _read_json(path: Path) -> dict:
 
 def load_results(results_dir: Path, docs_dir: Path) -> dict[str, dict]:
     """Every metrics JSON the report reads, by its path under the results folder, and the benchmarks'
-    JSON of the docs folder by file name."""
+    JSON of the docs folder by file name; ValueError naming the results that were interrupted."""
     names = [name for name in (*REQUIRED, *OPTIONAL) if name.endswith(".json") and (results_dir / name).is_file()]
     results = {name: _read_json(results_dir / name) for name in names}
+    cut_short = [name for name, document in results.items() if document.get("interrupted")]
+    if cut_short:
+        raise ValueError(f"{', '.join(str(results_dir / name) for name in cut_short)}: interrupted before its last "
+                         "epoch; a report describes finished runs (run its command again with --resume)")  # fmt: skip
     return results | {name: _read_json(docs_dir / name) for name in BENCHMARKS if (docs_dir / name).is_file()}
 
 

@@ -13,6 +13,11 @@ BENCHMARKS = ("benchmark_cpu.json", "benchmark_gpu.json")  # in the docs folder
 PATIENCE = 5  # of the early stopping replayed on the optimizers' full runs
 
 
+def cell(text) -> str:
+    """A recorded text as a Markdown table cell: its | escaped, so that it stays one cell."""
+    return str(text).replace("|", "\\|")
+
+
 def percent(value: float | None, digits: int = 2) -> str:
     """A fraction as a percentage; "–" for a value that was not measured or is not a finite number."""
     if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -315,7 +320,7 @@ def speed_table(results: dict) -> str:
         ceiling = document.get("best_matmul_gflops", document["matmul_gflops"])
         floor = document.get("epoch_over_gemm_only")
         rows.append(
-            f"| {document['machine']['device']} ({document['machine']['cpu_count']} cores, JAX "
+            f"| {cell(document['machine']['device'])} ({document['machine']['cpu_count']} cores, JAX "
             f"{document['machine']['jax']}) | {ceiling:,.0f} GFLOP/s | {document['seconds']['epoch']:.3f} s | "
             f"{'–' if floor is None else f'{floor:.2f}'} | {document['hand_over_autodiff']:.2f} | "
             f"{document['sweep_over_sequential']:.2f} |"
