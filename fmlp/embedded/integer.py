@@ -88,6 +88,10 @@ def integer_layer(codes: np.ndarray, weight_scales: np.ndarray, bias: np.ndarray
     (O,), and the scales of its input and output codes; refuses a layer whose accumulator or
     output could leave int32 for inputs up to INPUT_MAX."""
     accumulator_scale = input_scale * weight_scales
+    if not np.all(accumulator_scale > 0):  # an output unit whose weights are all zero has no scale to divide by
+        units = np.flatnonzero(~(accumulator_scale > 0))
+        raise ValueError(f"output unit(s) {', '.join(map(str, units[:5]))} of a layer have only zero weights, so no "
+                         "weight scale; integer inference needs every unit to have a nonzero weight")  # fmt: skip
     bias_codes = np.round(bias / accumulator_scale)
     bound = INPUT_MAX * np.abs(codes.astype(np.int64)).sum(axis=0) + np.abs(bias_codes)
     multiplier, shift = fixed_point(accumulator_scale / output_scale)

@@ -155,4 +155,3 @@ def check_history(path: Path, history, lanes: int, epochs: int) -> None:
     for name in ("diverged_at_epoch", "stopped_at_epoch"):
         if not all(_epoch_or_none(value, done) for value in history[name]):
             raise ValueError(f"{path}: history {name}: each is null or an epoch from 1 to {done}")
-
