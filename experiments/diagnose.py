@@ -16,7 +16,8 @@ def write_set(out: Path, figures: dict, document: dict) -> None:
     whole: the new figures and JSON are written into a folder beside them first, so that one that
     cannot be written leaves the previous set as it was. Then the previous diagnose.json goes (so no
     JSON ever sits beside figures of another run), the new figures take their places, the previous
-    run's other figures go, and the JSON comes last (its presence means the set is whole)."""
+    run's other figures go, and the JSON comes last (its presence means the set is whole); a signal
+    during these renames ends the script only after them."""
     from fmlp.analysis import plots
     from fmlp.files import temporary_folder
     from fmlp.run import metrics_json
@@ -26,13 +27,14 @@ def write_set(out: Path, figures: dict, document: dict) -> None:
         for file_name, figure in figures.items():
             plots.save_png(figure, staged / file_name)
         metrics_json.write_json(staged / "diagnose.json", document)
-        (out / "diagnose.json").unlink(missing_ok=True)
-        for stale in out.glob("diagnose_*.png"):
-            if stale.name not in figures:
-                stale.unlink()
-        for file_name in figures:
-            (staged / file_name).replace(out / file_name)
-        (staged / "diagnose.json").replace(out / "diagnose.json")
+        with interrupts.whole(f"interrupted after the new diagnosis was written whole into {out}"):
+            (out / "diagnose.json").unlink(missing_ok=True)
+            for stale in out.glob("diagnose_*.png"):
+                if stale.name not in figures:
+                    stale.unlink()
+            for file_name in figures:
+                (staged / file_name).replace(out / file_name)
+            (staged / "diagnose.json").replace(out / "diagnose.json")
 
 
 def main() -> None:
@@ -113,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    interrupts.main_or_exit(main, "interrupted; no diagnose.json written (a set without it is incomplete)")
+    interrupts.main_or_exit(main, "interrupted; nothing written (the previous diagnosis, if any, is as it was)")

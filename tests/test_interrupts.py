@@ -137,25 +137,85 @@ def test_remove_pending_removes_registered_files_and_folders(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_in_diagnose_and_report_ends_with_one_line_and_leaves_nothing(idx_dir, tmp_path):
+# Runs a script with a hook that sends this process SIGINT when a named function is first called, so
+# that the signal lands at a known point of the work, whatever the machine's speed.
+SIGNAL_AT = """
+import importlib, os, runpy, signal, sys
+module_name, attribute, script, *args = sys.argv[1:]
+owner = importlib.import_module(module_name)
+owner_name, _, attribute = attribute.rpartition(".")
+owner = getattr(owner, owner_name) if owner_name else owner
+original = getattr(owner, attribute)
+fired = []
+
+def hooked(*positional, **named):
+    if not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+    return original(*positional, **named)
+
+setattr(owner, attribute, hooked)
+sys.argv = [script, *args]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _signalled_at(function: str, script: str, *args) -> subprocess.CompletedProcess:
+    module_name, _, attribute = function.partition(":")
+    command = [sys.executable, "-c", SIGNAL_AT, module_name, attribute, str(ROOT / "experiments" / script), *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def diagnosable(tmp_path_factory) -> Path:
     from fmlp.nn import mlp, saved
 
     network = mlp.Architecture((784, 16, 10))
-    saved.save(tmp_path / "net.npz", mlp.init(jax.random.key(0), network), network)
-    commands = {
-        "diagnose": [str(ROOT / "experiments" / "diagnose.py"), str(tmp_path / "net.npz"), "--out",
-                     str(tmp_path / "diagnose"), "--data-source", "idx", "--data-dir", str(idx_dir)],
-        "report": [str(ROOT / "experiments" / "report.py"), "--authors", "A. Student", "--results",
-                   str(ROOT / "figures"), "--out", str(tmp_path / "report" / "report.pdf")],
-    }  # fmt: skip
-    children = {name: Child([sys.executable, *command]) for name, command in commands.items()}
-    time.sleep(1.5)  # past the scripts' first imports, into their work
-    for child in children.values():
-        child.process.send_signal(signal.SIGINT)
-    for name, child in children.items():
-        assert child.finish() == 130, (name, child.stderr)
-        assert "Traceback" not in child.stderr and child.stderr.strip().splitlines()[-1].startswith("interrupted")
-    assert not (tmp_path / "diagnose").exists() or not any((tmp_path / "diagnose").iterdir())
+    path = tmp_path_factory.mktemp("net") / "net.npz"
+    saved.save(path, mlp.init(jax.random.key(0), network), network)
+    return path
+
+
+def _diagnosis(out: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in out.iterdir()} if out.exists() else {}
+
+
+@pytest.mark.parametrize("point", ["fmlp.analysis.plots:save_png", "pathlib:Path.replace"], ids=["staging", "swap"])
+def test_ctrl_c_in_diagnose_leaves_the_previous_set_or_the_whole_new_one(point, diagnosable, idx_dir, tmp_path):
+    """A diagnosis is written as a whole set or not at all: Ctrl-C while the new set is staged leaves the
+    previous one as it was; Ctrl-C while the new set takes the old one's place ends the script when the
+    new set is whole."""
+    out = tmp_path / "diagnose"
+    out.mkdir()
+    previous = {"diagnose.json": b'{"networks": {}}', "diagnose_old.png": b"old figure"}
+    for name, content in previous.items():
+        (out / name).write_bytes(content)
+    ended = _signalled_at(point, "diagnose.py", str(diagnosable), "--out", str(out), "--data-source", "idx",
+                          "--data-dir", str(idx_dir))  # fmt: skip
+    assert ended.returncode == 130, ended.stderr
+    assert "Traceback" not in ended.stderr and ended.stderr.strip().splitlines()[-1].startswith("interrupted")
+    found = _diagnosis(out)
+    if point.endswith("save_png"):
+        assert found == previous
+    else:
+        figures = {name for name in found if name.endswith(".png")}
+        assert "diagnose.json" in found and "diagnose_old.png" not in found
+        assert figures == {
+            "diagnose_saturation.png",
+            "diagnose_derivative.png",
+            "diagnose_reliability.png",
+            "diagnose_confusion_net.png",
+            "diagnose_errors_net.png",
+            "diagnose_features_net.png",
+        }
+        assert json.loads(found["diagnose.json"])["params"] == {"net": str(diagnosable)}
+
+
+def test_ctrl_c_in_report_ends_with_one_line_and_writes_no_pdf(tmp_path):
+    ended = _signalled_at("fmlp.handin.report:lay_out", "report.py", "--authors", "A. Student", "--results",
+                          str(ROOT / "figures"), "--out", str(tmp_path / "report" / "report.pdf"))  # fmt: skip
+    assert ended.returncode == 130, ended.stderr
+    assert "Traceback" not in ended.stderr and ended.stderr.strip().splitlines()[-1].startswith("interrupted")
     assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())
 
 

@@ -251,3 +251,22 @@ def test_the_peak_device_memory_is_the_runtimes_count_where_it_keeps_one(monkeyp
     assert memory_budget.peak_device_bytes() == 3 * 2**30
     monkeypatch.setattr(memory_budget.jax, "local_devices", lambda: [Device({"bytes_in_use": 5})])
     assert memory_budget.peak_device_bytes() is None
+
+
+def test_two_epochs_from_one_key_see_different_batch_orders(problem, monkeypatch):
+    """Each epoch draws its shuffle from the key the last one handed on, so no two epochs repeat."""
+    orders = []
+    original = train.epoch_batch_indices
+
+    def recording(key, num_examples, batch_size):
+        orders.append(np.asarray(original(key, num_examples, batch_size)))  # called outside the scan: concrete
+        return orders[-1]
+
+    monkeypatch.setattr(train, "epoch_batch_indices", recording)
+    params, key = train.init_lane(4, ARCH)
+    for _ in range(3):
+        params, _, key, _ = train.lane_epoch(CONFIG, params, None, key, problem.train_images, problem.train_labels,
+                                             jnp.float32(0.1))  # fmt: skip
+    assert len(orders) == 3
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    assert not np.array_equal(orders[0], orders[2])

@@ -234,3 +234,27 @@ def test_fine_tune_then_quantize_then_export_end_to_end(trained, idx_dir, tmp_pa
                           tmp_path / "c", "--check", *idx)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert "agrees with the JAX integer program on every test image: accuracy" in exported.stdout
+
+
+def test_ties_go_to_the_first_largest_class_in_c_jax_and_numpy(tmp_path):
+    """Two output units with the same weights and bias, and a bias that makes them the largest: every
+    image ties, and the C program, the JAX and the NumPy integer programs all answer the first of them."""
+    architecture = mlp.Architecture((784, 8, 10))
+    params = [Dense(np.array(layer.w), np.array(layer.b)) for layer in mlp.init(jax.random.key(3), architecture)]
+    last = params[-1]
+    last.w[:, 7] = last.w[:, 2]
+    last.b[2] = last.b[7] = 40.0
+    network = integer.from_float(architecture, tuple(Dense(jnp.asarray(p.w), jnp.asarray(p.b)) for p in params), 8)
+    pixels = np.random.default_rng(0).integers(0, 256, (50, 784), dtype=np.uint8)
+    logits = integer.reference_logits(network, pixels)
+    assert np.array_equal(logits[:, 2], logits[:, 7]) and np.all(logits[:, 2] == logits.max(axis=1))
+    assert np.all(np.argmax(logits, axis=1) == 2)  # NumPy's rule: the first largest
+    assert np.all(integer.predict(integer.to_device(network), pixels) == 2)
+    c_export.export(network, tmp_path / "c")
+    sources = [str(tmp_path / "c" / name) for name in c_export.C_FILES]
+    subprocess.run([*COMPILE, *sources, "-o", str(tmp_path / "fmlp_mnist")], check=True)
+    data.write_idx(tmp_path / "images", pixels.reshape(-1, 28, 28))
+    data.write_idx(tmp_path / "labels", np.zeros(50, np.uint8))
+    ran = subprocess.run([tmp_path / "fmlp_mnist", "--predictions", tmp_path / "images", tmp_path / "labels"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert ran.stdout.splitlines()[:-1] == ["2"] * 50

@@ -8,11 +8,12 @@ second signal, the process ends at once. Either way the temporary files of `fmlp
 the exit status is 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
 """
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from fmlp.files import remove_pending, stop_writing
@@ -34,8 +35,34 @@ def main_or_exit(main: Callable[[], None], message: str) -> None:
     removed, `message` on stderr, exit status 128 + the signal's number, no traceback. A handler, not
     KeyboardInterrupt, which Python drops when it lands in a garbage-collection callback (JAX has one)."""
     for number in SIGNALS:
-        signal.signal(number, lambda signum, frame: _abort(signum, message))
+        signal.signal(number, lambda signum, frame: _abort_or_defer(signum, message))
     main()
+
+
+_HELD: list = []  # the messages of the `whole` blocks running now, innermost last
+_DEFERRED: list = []  # the signals that arrived meanwhile
+
+
+@contextlib.contextmanager
+def whole(done: str) -> Iterator[None]:
+    """Runs a block that must not be cut in two, such as the swap of a set of files: under `main_or_exit`,
+    a signal that arrives meanwhile ends the process when the block has finished, with `done` (what is
+    now true on disk) as its message."""
+    _HELD.append(done)
+    try:
+        yield
+    finally:
+        _HELD.pop()
+        if not _HELD and _DEFERRED:
+            _abort(_DEFERRED[0], done)
+
+
+def _abort_or_defer(signum: int, message: str) -> None:
+    """`_abort`, or inside a `whole` block its deferral to the block's end."""
+    if _HELD:
+        _DEFERRED.append(signum)
+        return
+    _abort(signum, message)
 
 
 def new_control() -> Control:
