@@ -172,14 +172,28 @@ WEIGHT_DECAY = {
         )
     ],
 }
+# Runs baseline.py once per set of flags in one process of the scratch library, then reads each result
+# back through that library's description: what reached the JSON, the identity and the rebuilt command.
 PROBE = """
-import json, sys
+import json, runpy, sys
+from pathlib import Path
 from fmlp import description
 from fmlp.run import flags
-config = json.load(open(sys.argv[1]))["config"]
-described = description.from_config(config)
-print(json.dumps({"weight_decay": config.get("weight_decay"), "identity": description.identity(described)[
-    "training.weight_decay"], "command": flags.command_words(described)}))
+script, *runs = sys.argv[1:]
+shown = []
+for run in runs:
+    sys.argv = [script, *json.loads(run)]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as ended:
+        assert not ended.code, ended.code
+    out = Path(sys.argv[sys.argv.index("--out") + 1])
+    document = json.loads((out / "baseline.json").read_text())
+    described = description.from_config(document["config"])
+    shown.append({"weight_decay": document["config"].get("weight_decay"), "runs": document["runs"],
+                  "identity": description.identity(described)["training.weight_decay"],
+                  "command": flags.command_words(described)})
+print(json.dumps(shown))
 """
 
 
@@ -193,18 +207,12 @@ def test_a_new_training_option_takes_three_library_files_and_reaches_step_json_i
             assert text.count(old) == 1, (name, old)
             text = text.replace(old, new)
         (scratch / name).write_text(text)
-    environment = os.environ | {"PYTHONPATH": str(scratch)}
-
-    def baseline(out: str, *extra: str) -> dict:
-        command = [sys.executable, str(scratch / "experiments" / "baseline.py"), *tiny(idx_dir, tmp_path / out), *extra]
-        finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
-        assert finished.returncode == 0, finished.stderr[-2000:]
-        probe = [sys.executable, "-c", PROBE, str(tmp_path / out / "baseline.json")]
-        shown = subprocess.run(probe, env=environment, cwd=scratch, capture_output=True, text=True, timeout=60)
-        assert shown.returncode == 0, shown.stderr[-2000:]
-        return json.loads(shown.stdout) | {"runs": json.loads((tmp_path / out / "baseline.json").read_text())["runs"]}
-
-    decayed, plain = baseline("decayed", "--weight-decay", "0.5"), baseline("plain")
+    runs = [tiny(idx_dir, tmp_path / "decayed", "--weight-decay", "0.5"), tiny(idx_dir, tmp_path / "plain")]
+    command = [sys.executable, "-c", PROBE, str(scratch / "experiments" / "baseline.py"), *map(json.dumps, runs)]
+    shown = subprocess.run(command, env=os.environ | {"PYTHONPATH": str(scratch)}, cwd=scratch, capture_output=True,
+                           text=True, timeout=180)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    decayed, plain = json.loads(shown.stdout.splitlines()[-1])
     assert decayed["weight_decay"] == 0.5 and plain["weight_decay"] == 0.0  # the JSON
     assert decayed["identity"] == 0.5 and plain["identity"] == 0.0  # the identity
     assert "--weight-decay 0.5" in decayed["command"] and not any("decay" in w for w in plain["command"])
