@@ -81,8 +81,9 @@ def run_on_core(out, network, args) -> dict:
     classes = np.argmax(logits, axis=-1)
     differ = np.flatnonzero((measured.classes != classes) | (measured.hashes != cortex_m.logits_hashes(logits)))
     if len(measured.classes) != len(pixels) or differ.size:
+        first = differ[0] if differ.size else len(measured.classes)
         sys.exit(f"error: the {args.target} program and the JAX integer program disagree on {differ.size} of "
-                 f"{len(pixels)} images, the first test image {differ[0] if differ.size else len(measured.classes)}")  # fmt: skip
+                 f"{len(pixels)} images, the first test image {first}")  # fmt: skip
     size = cortex_m.sizes(elf)
     return {
         "target": args.target, "machine": cortex_m.TARGETS[args.target].machine, "bits": network.weight_bits,
@@ -103,7 +104,8 @@ def report(measured: dict) -> str:
         f"under -icount shift=0, {measured['instructions_per_tick']:g} instructions per tick, calibrated in this "
         "run; QEMU counts instructions, not cycles)\n"
         f"flash {measured['flash_bytes']:,} B (code and constants); RAM {measured['ram_bytes']:,} B (data "
-        f"{measured['data_bytes']:,} + bss {measured['bss_bytes']:,} + stack high-water mark {measured['stack_bytes']:,})"
+        f"{measured['data_bytes']:,} + bss {measured['bss_bytes']:,} + stack high-water mark "
+        f"{measured['stack_bytes']:,})"
     )
 
 

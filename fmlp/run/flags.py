@@ -353,9 +353,9 @@ def export_parser(description: str = "Writes a trained network as plain C99.") -
     parser.add_argument("--check", action="store_true",
                         help="compile it with cc; compare its predictions with the JAX integer path's")  # fmt: skip
     parser.add_argument("--target", choices=TARGETS, default=TARGETS[0],
-                        help="host (plain C99), or a Cortex-M core under QEMU: the board files too (default host)")  # fmt: skip
+                        help="host (plain C99) or a Cortex-M core under QEMU (default host)")  # fmt: skip
     parser.add_argument("--run", action="store_true",
-                        help="with a Cortex-M --target: build it, run it under QEMU, compare it with JAX, measure it")  # fmt: skip
+                        help="with a Cortex-M --target: build, run under QEMU, compare with JAX, measure")  # fmt: skip
     parser.add_argument("--images", type=positive_int, default=None, help="the first N test images only (default all)")
     parser.add_argument("--time-limit", type=positive_float, default=600.0,
                         help="seconds the QEMU run may take (default 600)")  # fmt: skip
