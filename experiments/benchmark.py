@@ -554,6 +554,26 @@ def startup_table(result: dict) -> list[str]:
     return lines
 
 
+def cortex_m_tables(runs: list[dict]) -> str:
+    """A table per core of the runs `export_c.py --target CORE --run` recorded (OUT/cortex_m.json, copied
+    into docs/cortex_m/), one row per weight width."""
+    lines = ["Each row is one `python experiments/export_c.py NETWORK --bits B --target CORE --run` on the 10,000 "
+             "test images. QEMU counts instructions, not cycles (SysTick under `-icount shift=0`, calibrated in "
+             "the same run); flash is code and constants, RAM data, bss and the stack's peak use.\n"]  # fmt: skip
+    for target in sorted({run["target"] for run in runs}):
+        lines += [f"### {target} (QEMU {next(r['machine'] for r in runs if r['target'] == target)})\n",
+                  "| weights | agree with JAX | accuracy | instructions per image | flash | RAM (stack) |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for run in sorted((r for r in runs if r["target"] == target), key=lambda r: -r["bits"]):
+            lines.append(
+                f"| {run['bits']} bit | {run['agree']:,} of {run['images']:,} | {run['accuracy']:.2%} | "
+                f"{run['instructions_per_image']:,.0f} | {run['flash_bytes']:,} B | {run['ram_bytes']:,} B "
+                f"({run['stack_bytes']:,} B) |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=("mnist", "synthetic"), default="mnist", help="default: real MNIST")
@@ -613,6 +633,9 @@ def main() -> None:
     ]
     for path in sorted(args.out_dir.glob("benchmark_*.json")):
         sections += [f"## {path.stem.removeprefix('benchmark_').upper()}\n", table(json.loads(path.read_text()))]
+    runs = [json.loads(path.read_text()) for path in sorted((args.out_dir / "cortex_m").glob("*.json"))]
+    if runs:
+        sections += ["## Cortex-M under QEMU\n", cortex_m_tables(runs)]
     with atomic_path(args.out_dir / "benchmarks.md") as temp_path:
         temp_path.write_text("\n".join(sections))
 

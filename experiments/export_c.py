@@ -132,7 +132,7 @@ def main() -> None:
         sys.exit(f"error: {error}")
     try:
         network = integer.from_float(network_file.architecture, network_file.params, args.bits)
-        paths = c_export.export(network, args.out, centred=args.target == "cortex-m55" and args.bits == 8)
+        paths = c_export.export(network, args.out, cortex_m.KERNEL.get(args.target, "portable"))
     except ValueError as error:
         sys.exit(f"error: {args.params}: {error}")
     if args.target != "host":

@@ -45,6 +45,7 @@ TARGETS = {
     # every floating-point instruction out.
     "cortex-m55": Target("mps3-an547", ("-mcpu=cortex-m55+nofp", "-mfloat-abi=softfp"), "mps3_an547.ld"),
 }
+KERNEL = {"cortex-m4": "dsp", "cortex-m55": "mve"}  # the layout of the header each core's kernel reads
 # A floating-point instruction (a .f16/.f32/.f64 form or a conversion) or a call into libgcc's
 # software floating point: any of them in the ELF means the network is not integer-only there.
 FLOATING = re.compile(r"\t(v\w*\.f(16|32|64)|vcvt\w*)\b|<__aeabi_[fd]\w*>|<__(add|sub|mul|div)[sd]f3>")

@@ -87,7 +87,7 @@ static void layer_sums(const struct fmlp_layer *l, const uint8_t *in, int32_t *s
         sums[unit] = sum;
     }
 }
-#elif FMLP_WEIGHT_BITS == 8 && defined(__ARM_FEATURE_DSP)
+#elif FMLP_WEIGHT_BITS == 8 && defined(__ARM_FEATURE_DSP) && defined(FMLP_INTERLEAVED_UNITS)
 #include <arm_acle.h>
 
 static uint32_t word(const uint8_t *bytes) /* four bytes, little-endian; the M4 loads them unaligned */
@@ -114,26 +114,30 @@ static uint32_t uxtb16_ror8(uint32_t value)
 }
 
 /* DSP: SMLAD multiplies two pairs of 16-bit halves and adds both products. Four activations a0..a3
- * unpack to [a0, a2] and [a1, a3] (UXTB16), four codes c0..c3 to [c0, c2] and [c1, c3] (SXTB16), so
- * one word of each gives four multiply-accumulates in two SMLADs; the unpacked activations serve four
- * units at a time. */
+ * unpack to [a0, a2] and [a1, a3] (UXTB16), once per layer; four codes c0..c3 to [c0, c2] and [c1, c3]
+ * (SXTB16), so one word of codes and a pair of unpacked words give four multiply-accumulates in two
+ * SMLADs. The unpacked activations serve four units at a time, whose rows the header interleaved word
+ * by word (FMLP_INTERLEAVED_UNITS), so that their next four words are one load; the rows after the
+ * last group of four are plain, at the offsets of the plain layout. Every layer's inputs are a
+ * multiple of 4 (else the header is not interleaved and the portable loop runs). */
 static void layer_sums(const struct fmlp_layer *l, const uint8_t *in, int32_t *sums)
 {
-    int i, unit = 0, whole = l->inputs - l->inputs % 4;
+    static uint32_t pairs[(FMLP_PIXELS > FMLP_WIDEST_HIDDEN ? FMLP_PIXELS : FMLP_WIDEST_HIDDEN) / 2];
+    int i, unit = 0;
+    for (i = 0; i < l->inputs; i += 4) {
+        uint32_t a = word(in + i);
+        pairs[i / 2] = __uxtb16(a), pairs[i / 2 + 1] = uxtb16_ror8(a);
+    }
     for (; unit + 4 <= l->outputs; unit += 4) {
-        const uint8_t *c0 = l->codes + (long)unit * l->inputs, *c1 = c0 + l->inputs, *c2 = c1 + l->inputs,
-                      *c3 = c2 + l->inputs;
+        const uint32_t *w = (const uint32_t *)(l->codes + (long)unit * l->inputs), *pair = pairs;
+        const uint32_t *end = pairs + l->inputs / 2;
         int32_t s0 = l->bias[unit], s1 = l->bias[unit + 1], s2 = l->bias[unit + 2], s3 = l->bias[unit + 3];
-        for (i = 0; i < whole; i += 4) {
-            uint32_t a = word(in + i), a02 = __uxtb16(a), a13 = uxtb16_ror8(a), w;
-            w = word(c0 + i), s0 = __smlad(a02, __sxtb16(w), __smlad(a13, sxtb16_ror8(w), s0));
-            w = word(c1 + i), s1 = __smlad(a02, __sxtb16(w), __smlad(a13, sxtb16_ror8(w), s1));
-            w = word(c2 + i), s2 = __smlad(a02, __sxtb16(w), __smlad(a13, sxtb16_ror8(w), s2));
-            w = word(c3 + i), s3 = __smlad(a02, __sxtb16(w), __smlad(a13, sxtb16_ror8(w), s3));
-        }
-        for (; i < l->inputs; i++) {
-            s0 += in[i] * (int8_t)c0[i], s1 += in[i] * (int8_t)c1[i];
-            s2 += in[i] * (int8_t)c2[i], s3 += in[i] * (int8_t)c3[i];
+        for (; pair < end; pair += 2, w += 4) {
+            uint32_t a02 = pair[0], a13 = pair[1], w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+            s0 = __smlad(a02, __sxtb16(w0), __smlad(a13, sxtb16_ror8(w0), s0));
+            s1 = __smlad(a02, __sxtb16(w1), __smlad(a13, sxtb16_ror8(w1), s1));
+            s2 = __smlad(a02, __sxtb16(w2), __smlad(a13, sxtb16_ror8(w2), s2));
+            s3 = __smlad(a02, __sxtb16(w3), __smlad(a13, sxtb16_ror8(w3), s3));
         }
         sums[unit] = s0, sums[unit + 1] = s1, sums[unit + 2] = s2, sums[unit + 3] = s3;
     }
