@@ -3,6 +3,7 @@ point, run on every test image of the test data, equal to the JAX integer progra
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,8 +36,11 @@ def network(idx_dir, tmp_path_factory):
 @needs_tools
 @pytest.mark.parametrize("bits", [8, 1])
 @pytest.mark.parametrize("target", list(cortex_m.TARGETS))
-def test_every_image_agrees_with_jax_on_the_core_and_is_measured(target, bits, network, idx_dir, tmp_path, capsys):
-    out = tmp_path / target
+def test_every_image_agrees_with_jax_on_the_core_and_is_measured(
+    target, bits, network, idx_dir, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    out = Path(target)  # relative, as README's commands give it: QEMU runs in the folder, not here
     code = run_script(EXPERIMENTS / "export_c.py", str(network), "--bits", str(bits), "--target", target, "--out",
                       str(out), "--run", "--data-source", "idx", "--data-dir", str(idx_dir))  # fmt: skip
     printed = capsys.readouterr()

@@ -115,8 +115,10 @@ def sizes(elf: Path) -> dict[str, int]:
 def run(folder: Path, target: str, elf: Path, timeout: float) -> Measured:
     """Runs the ELF on the board with instructions counted; it reads folder's test-images-idx3-ubyte and
     test-labels-idx1-ubyte. ValueError naming what went wrong (a fault, a time-out, no summary line)."""
+    # QEMU runs in folder, where the board program opens the IDX files: the ELF's path must not be relative.
+    kernel = str(elf.resolve())
     command = [EMULATOR, "-M", TARGETS[target].machine, "-nographic", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)]  # fmt: skip
+               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", kernel]  # fmt: skip
     try:
         ran = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
