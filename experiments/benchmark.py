@@ -561,7 +561,9 @@ def cortex_m_tables(runs: list[dict]) -> str:
              "test images. QEMU counts instructions, not cycles (SysTick under `-icount shift=0`, calibrated in "
              "the same run); flash is code and constants, RAM data, bss and the stack's peak use.\n"]  # fmt: skip
     for target in sorted({run["target"] for run in runs}):
+        networks = sorted({run.get("params", "not recorded") for run in runs if run["target"] == target})
         lines += [f"### {target} (QEMU {next(r['machine'] for r in runs if r['target'] == target)})\n",
+                  f"Network: {', '.join(f'`{name}`' for name in networks)}.\n",
                   "| weights | agree with JAX | accuracy | instructions per image | flash | RAM (stack) |",
                   "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for run in sorted((r for r in runs if r["target"] == target), key=lambda r: -r["bits"]):

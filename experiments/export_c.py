@@ -86,7 +86,8 @@ def run_on_core(out, network, args) -> dict:
                  f"{len(pixels)} images, the first test image {first}")  # fmt: skip
     size = cortex_m.sizes(elf)
     return {
-        "target": args.target, "machine": cortex_m.TARGETS[args.target].machine, "bits": network.weight_bits,
+        "params": str(args.params), "target": args.target, "machine": cortex_m.TARGETS[args.target].machine,
+        "bits": network.weight_bits,
         "images": len(pixels), "agree": len(pixels), "accuracy": float(np.mean(measured.classes == labels)),
         "instructions_per_image": measured.instructions_per_image,
         "instructions_per_tick": measured.instructions_per_tick,

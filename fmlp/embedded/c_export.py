@@ -90,8 +90,14 @@ def weights_header(network: IntegerNetwork, kernel: str = "portable") -> str:
     """fmlp_weights.h: the constants and arrays fmlp.c reads, laid out for the kernel that will read
     them (KERNELS): with "mve" each layer's centred bias too (`centred_bias`), with "dsp" the codes
     interleaved by four units (`interleaved`), where the weights are 8-bit (and for "dsp" every layer's
-    inputs a multiple of 4)."""
+    inputs a multiple of 4); with either, 1-bit weights are summed through tables of subset sums
+    (FMLP_SUBSET_TABLES, every layer's inputs a multiple of 8)."""
     centred = kernel == "mve" and network.weight_bits == 8
+    tables = (
+        kernel != "portable"
+        and network.weight_bits == 1
+        and all(layer.codes.shape[0] % 8 == 0 for layer in network.layers)
+    )
     words = (
         kernel == "dsp" and network.weight_bits == 8 and all(layer.codes.shape[0] % 4 == 0 for layer in network.layers)
     )
@@ -104,6 +110,7 @@ def weights_header(network: IntegerNetwork, kernel: str = "portable") -> str:
         f"#define FMLP_TABLE_SIZE {TABLE_SIZE}\n"
         + ("#define FMLP_CENTRED_BIAS 1\n" if centred else "")
         + ("#define FMLP_INTERLEAVED_UNITS 4\n" if words else "")
+        + ("#define FMLP_SUBSET_TABLES 1\n" if tables else "")
         + "\n",
         "struct fmlp_layer {\n    int inputs, outputs;\n    const uint8_t *codes;\n"
         "    const int32_t *bias, *multiplier;\n    const uint8_t *shift;\n    const int32_t *centred_bias;\n};\n\n",
