@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from fmlp.description import defaults, updated
-from fmlp.handin import report_flags
+from fmlp.description import Experiment, defaults
+from fmlp.handin import report_flags, sheet
 from fmlp.run import flags
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,18 +27,25 @@ def parse() -> argparse.Namespace:
     add = parser.add_argument
     add("--results", type=flags.folder, default=ROOT / "figures", help="folder of the results (default figures)")
     add("--extras", action="store_true", help="also run the five-seed grid and the optimizer sweeps if missing")
-    epochs = defaults("lr_sweep").training.epochs
-    add("--epochs", type=flags.positive_int, default=epochs, help=f"training epochs of every run (default {epochs})")
-    add("--train-limit", type=flags.positive_int, default=None, help="train on the first N images only")
+    flags.add_experiment_flags(parser, "lr_sweep")  # the sweep's design, which the whole hand-in follows
+    design = defaults("lr_sweep").design
+    flags.add_rates(parser, design.learning_rates)
+    add("--seeds", type=flags.positive_int, default=design.seeds, help=f"seeds per rate (default {design.seeds})")
     flags.add_data_flags(parser)
     add("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     report_flags.check_report_flags(parser, args.authors, args.title, args.font)
+    flags.check_experiment_args(parser, args)
     if problem := flags.can_create_folder(args.results):
         parser.error(f"argument --results: cannot write {str(args.results)!r}: {problem}")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
     return args
+
+
+def design_of(args: argparse.Namespace) -> Experiment:
+    """The sweep that the flags ask for: the description of lr_sweep.py with the same design flags."""
+    names = {action.dest for action in flags.sweep_parser()._actions} - {"out", "save_params_dir", "help"}
+    return flags.experiment(argparse.Namespace(**{name: getattr(args, name) for name in names if hasattr(args, name)}),
+                            "lr_sweep")  # fmt: skip
 
 
 def run(name: str, command: list[str]) -> None:
@@ -68,16 +75,13 @@ def main() -> None:
     started = time.perf_counter()
     from fmlp.handin import pipeline  # imported only now: it loads JAX and matplotlib
 
-    design = updated(
-        defaults("lr_sweep"),
-        training={"epochs": args.epochs},
-        data={"source": args.data_source, "folder": args.data_dir, "train_limit": args.train_limit},
-        outputs={"quiet": args.quiet},
-    )
+    design = design_of(args)
+    for departure in sheet.departures(design):
+        print(f"warning: the design departs from the exercise sheet: {departure}; the PDF says so", flush=True)
     steps = pipeline.steps(args.results, design, args.extras)
-    sweep, _, diagnosis = steps[:3]
-    params_missing = not all(path.is_file() for path in pipeline.diagnosed_params(args.results))
-    trained = False
+    by_name = {step.name: step for step in steps}
+    sweep, diagnosis = by_name["learning-rate sweep"], by_name["networks' insides"]
+    params_missing = not all(path.is_file() for path in pipeline.diagnosed_params(args.results, design))
     for number, step in enumerate(steps, 1):
         rerun_for_params = step is sweep and not pipeline.is_done(diagnosis) and params_missing
         if pipeline.is_done(step) and not rerun_for_params:
@@ -88,23 +92,20 @@ def main() -> None:
             command = command + ["--resume"]  # an earlier try was cut short: go on from its last epoch
         print(f"[{number}/{len(steps)}] {step.name}: python {' '.join(command)}", flush=True)
         run(step.name, command)
-        trained = True
         if step is sweep:
             pipeline.write_baseline(args.results)
 
     baseline = pipeline.read_result(args.results / "baseline.json")
-    if baseline is None or not pipeline.matches(baseline, pipeline.baseline_of(design)):
+    derived = pipeline.BASELINE_RATE in design.design.learning_rates
+    if derived and (baseline is None or not pipeline.matches(baseline, pipeline.baseline_of(design))):
         if not pipeline.write_baseline(args.results):
-            sys.exit(f"error: {args.results / 'lr_sweep.json'} has no lane of lr 0.1 and seed 1 to be the baseline")
-        print("baseline: written from the sweep's lr 0.1 lane", flush=True)
+            sys.exit(f"error: {args.results / 'lr_sweep.json'} has no lane of lr {pipeline.BASELINE_RATE:g} to be "
+                     "the baseline")  # fmt: skip
+        print(f"baseline: written from the sweep's lr {pipeline.BASELINE_RATE:g} lane", flush=True)
 
     pdf = args.results / "report.pdf"
     report = [str(ROOT / "experiments" / "report.py"), "--results", str(args.results), "--out", str(pdf)]
     report += ["--authors", ", ".join(args.authors), "--present", ",".join(args.present), "--title", args.title]
-    if trained and not args.allow_stale:
-        # The prose of docs/ describes the committed results: new runs change their timings at least.
-        print("note: results were made anew, so numbers of docs/ that differ from them are warnings, not errors")
-    report += ["--allow-stale"] if args.allow_stale or trained else []
     report += ["--font", str(args.font)] if args.font else []
     run("report", report)
     count = pipeline.bundle(args.results / "handin.zip", pdf, args.results)

@@ -39,6 +39,7 @@ SCRIPTS = ("baseline", "lr_sweep", "finetune")  # the training scripts, named as
 # Constants of the method.
 INPUTS, CLASSES = 784, 10  # MNIST's pixels and digits
 MNIST_TRAIN_SIZE = 60000
+MNIST_TEST_SIZE = 10000
 EVAL_CHUNK = 2000  # images per evaluation product: large enough to be efficient, small enough for flat memory
 SWEEP_RATES = (1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001)  # lr_sweep.py's rates: the sheet's range, 1 to 0.001
 FINE_TUNE_RATES = (0.3, 0.1, 0.03)  # finetune.py's rates: below the rate the networks were trained at

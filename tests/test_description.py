@@ -166,9 +166,9 @@ WEIGHT_DECAY = {
     ],
     "fmlp/run/flags.py": [
         (
-            '    add("--quiet", action="store_true", help="no progress bar")\n',
+            '    add("--rate-decay", type=rate_decay, default=training.rate_decay,\n',
             '    add("--weight-decay", type=float, default=training.weight_decay, help="L2 penalty")\n'
-            '    add("--quiet", action="store_true", help="no progress bar")\n',
+            '    add("--rate-decay", type=rate_decay, default=training.rate_decay,\n',
         )
     ],
 }

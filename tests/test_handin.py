@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from fmlp.description import defaults, updated
 from fmlp.handin import pipeline
@@ -24,7 +25,7 @@ HANDIN = ROOT / "experiments" / "handin.py"
 def handin_command(idx_dir: Path, results: Path) -> list[str]:
     return [sys.executable, str(HANDIN), "--authors", "Ada Lovelace, Alan Turing", "--present", "reading",
             "--results", str(results), "--epochs", "2", "--data-source", "idx", "--data-dir", str(idx_dir),
-            "--quiet", "--allow-stale"]  # fmt: skip
+            "--quiet"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,29 @@ def test_a_fresh_folder_gets_every_result_the_pdf_and_the_zip(first_run):
         assert (results / name).is_file(), name
     assert "[1/3] learning-rate sweep: python" in finished.stdout
     assert "wrote" in finished.stdout and "handin.zip" in finished.stdout
+
+
+def test_the_pdf_quotes_this_runs_results(first_run):
+    results, _ = first_run
+    sweep = json.loads((results / "lr_sweep.json").read_text())
+    text = "\n".join(page.extract_text() for page in PdfReader(results / "report.pdf").pages)
+    best = max(sweep["runs"], key=lambda run: run["final"]["test_accuracy"])
+    assert f"lr {best['learning_rate']:g} is best at {100 * best['final']['test_accuracy']:.2f}%" in text
+    assert "departs from the exercise sheet" in text and "2 epochs, not 30" in text
+
+
+def test_a_design_of_the_groups_own_is_trained_reported_and_its_departures_said(idx_dir, tmp_path):
+    command = handin_command(idx_dir, tmp_path) + ["--lrs", "0.8,0.3", "--epochs", "1", "--hidden", "24"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "2 learning rates, not at least 5" in finished.stdout and "1 epoch, not 30" in finished.stdout
+    assert "baseline: python" in finished.stdout  # 0.1 is not one of the rates: trained on its own
+    sweep = json.loads((tmp_path / "lr_sweep.json").read_text())
+    assert sweep["config"]["lrs"] == [0.8, 0.3] and sweep["config"]["hidden"] == [24]
+    baseline = json.loads((tmp_path / "baseline.json").read_text())
+    assert baseline["config"]["lr"] == 0.1 and baseline["config"]["hidden"] == [24] and "derived_from" not in baseline
+    text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "report.pdf").pages)
+    assert "784 → 24 → 10" in text and "2 learning rates, not at least 5" in text
 
 
 def test_the_baseline_is_the_sweeps_lr_01_lane_not_a_second_training(first_run):

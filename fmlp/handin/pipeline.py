@@ -67,10 +67,13 @@ def steps(results: Path, sweep: Experiment, extras: bool) -> list[Step]:
     data = ["--data-source", sweep.data.source]
     data += ["--data-dir", str(sweep.data.folder)] if sweep.data.folder else []
     gradcheck = [str(ROOT / "experiments" / "gradcheck.py"), "--out", str(results), *data]
-    diagnose = [str(ROOT / "experiments" / "diagnose.py"), *map(str, diagnosed_params(results)),
+    diagnose = [str(ROOT / "experiments" / "diagnose.py"), *map(str, diagnosed_params(results, sweep)),
                 "--out", str(results / "diagnose"), *data]  # fmt: skip
-    planned = [
-        Step("learning-rate sweep", results / "lr_sweep.json", _training(sweep), sweep),
+    planned = [Step("learning-rate sweep", results / "lr_sweep.json", _training(sweep), sweep)]
+    if BASELINE_RATE not in sweep.design.learning_rates:  # else the baseline is the sweep's lane of its rate
+        baseline = baseline_of(sweep)
+        planned.append(Step("baseline", results / "baseline.json", _training(baseline), baseline))
+    planned += [
         Step("gradient check", results / "gradcheck.json", gradcheck, None),
         Step("networks' insides", results / "diagnose" / "diagnose.json", diagnose, None),
     ]
@@ -92,9 +95,19 @@ def steps(results: Path, sweep: Experiment, extras: bool) -> list[Step]:
     return planned
 
 
-def diagnosed_params(results: Path) -> list[Path]:
-    """The saved networks that the diagnosis reads: the sweep's seed-1 lanes at lr 1, 0.1 and 0.01."""
-    return [results / "params" / f"lr_{rate_name(rate)}_seed_{BASELINE_SEED}.npz" for rate in DIAGNOSED_RATES]
+def diagnosed_rates(sweep: Experiment) -> list[float]:
+    """The rates whose networks the diagnosis reads: those of DIAGNOSED_RATES the sweep trains where
+    they are two or more, else its largest and smallest."""
+    rates = sweep.design.learning_rates
+    found = [rate for rate in DIAGNOSED_RATES if rate in rates]
+    return found if len(found) > 1 else sorted({max(rates), min(rates)}, reverse=True)
+
+
+def diagnosed_params(results: Path, sweep: Experiment) -> list[Path]:
+    """The saved networks that the diagnosis reads: the sweep's lanes of its first seed at
+    `diagnosed_rates`."""
+    seed = sweep.design.seed
+    return [results / "params" / f"lr_{rate_name(rate)}_seed_{seed}.npz" for rate in diagnosed_rates(sweep)]
 
 
 def read_result(path: Path) -> dict | None:
@@ -126,19 +139,20 @@ def is_done(step: Step) -> bool:
 
 
 def baseline_of(sweep: Experiment) -> Experiment:
-    """What `baseline.py` runs to train what the sweep's (0.1, seed 1) lane trained."""
-    return sweep._replace(design=Design("baseline", (BASELINE_RATE,), BASELINE_SEED),
+    """What `baseline.py` runs to train what the sweep's lane of lr 0.1 and its first seed trains."""
+    return sweep._replace(design=Design("baseline", (BASELINE_RATE,), sweep.design.seed),
                           outputs=sweep.outputs._replace(save_params=None))  # fmt: skip
 
 
 def baseline_from_sweep(sweep: dict) -> dict | None:
-    """The baseline's metrics JSON built from the sweep's lr 0.1, seed 1 lane; None if it has no such lane.
+    """The baseline's metrics JSON built from the sweep's lane of lr 0.1 and its first seed; None if it
+    has no such lane.
 
     "derived_from" says where it came from; "seconds" are the sweep's, shared evenly over its lanes.
     """
-    lane = next((run for run in sweep["runs"] if run["learning_rate"] == BASELINE_RATE
-                 and run["seed"] == BASELINE_SEED), None)  # fmt: skip
-    if lane is None or sweep["config"].get("seed") != BASELINE_SEED:
+    seed = sweep["config"].get("seed", BASELINE_SEED)
+    lane = next((run for run in sweep["runs"] if run["learning_rate"] == BASELINE_RATE and run["seed"] == seed), None)
+    if lane is None:
         return None
     share = 1 / len(sweep["runs"])
     seconds = {key: value * share for key, value in sweep["seconds"].items()}
@@ -152,7 +166,7 @@ def baseline_from_sweep(sweep: dict) -> dict | None:
         "summary_interval": sweep["summary_interval"],
         "selected": stats.select([lane]),
         "seconds": seconds,
-        "derived_from": f"lr_sweep.json, the lane of learning rate {BASELINE_RATE:g} and seed {BASELINE_SEED}; "
+        "derived_from": f"lr_sweep.json, the lane of learning rate {BASELINE_RATE:g} and seed {seed}; "
         f"seconds: the sweep's divided by its {len(sweep['runs'])} lanes",
     }
 

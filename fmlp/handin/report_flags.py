@@ -25,7 +25,7 @@ def author_list(value: str) -> list[str]:
 
 
 def add_report_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of the hand-in's content: --authors (required), --present, --title, --allow-stale."""
+    """The flags of the hand-in's content: --authors (required), --present, --title, --font."""
     parser.add_argument("--authors", type=author_list, required=True, action="extend",
                         help='the group, e.g. "Name A, Name B" (may be given several times)')  # fmt: skip
     parser.add_argument(
@@ -40,11 +40,6 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="a TTF or OTF font for the characters DejaVu Sans lacks (e.g. Noto Sans CJK for Chinese names)",
-    )
-    parser.add_argument(
-        "--allow-stale",
-        action="store_true",
-        help="build even if the prose quotes a number that no result contains (each is still named)",
     )
 
 

@@ -143,11 +143,9 @@ def positive_int_list(value: str) -> list[int]:
     return _list(value, positive_int, "positive integers")
 
 
-def shared_parser(description: str, script: str) -> argparse.ArgumentParser:
-    """The flags every training script takes; `baseline_parser`, `sweep_parser` and `finetune_parser` add
-    their own. Every default is the script's description's (`fmlp.description.defaults`), and every list
-    of choices the description's."""
-    parser = argparse.ArgumentParser(description=description)
+def add_experiment_flags(parser: argparse.ArgumentParser, script: str) -> None:
+    """The flags of what a training script computes (the network, the training, the data's split), with
+    the defaults and choices of the script's description; handin.py takes them too."""
     base = defaults(script)
     training, data, network, design = base.training, base.data, base.network, base.design
     add = parser.add_argument
@@ -169,12 +167,6 @@ def shared_parser(description: str, script: str) -> argparse.ArgumentParser:
     add("--activation", choices=ACTIVATIONS, default=network.activation,
         help=f"of the hidden layers (default {network.activation})")  # fmt: skip
     add("--loss", choices=LOSSES, default=network.loss, help=f"of the output (default {network.loss})")
-    add(
-        "--out",
-        type=folder,
-        default=base.outputs.folder,
-        help=f"folder for the JSON and PNGs (default {base.outputs.folder})",
-    )
     add("--train-limit", type=positive_int, default=data.train_limit, help="use the first N training images only")
     add(
         "--validation",
@@ -192,12 +184,6 @@ def shared_parser(description: str, script: str) -> argparse.ArgumentParser:
         "parameters (needs --validation)",
     )
     add(
-        "--lane-group",
-        type=positive_int,
-        default=base.lanes.group,
-        help="runs trained together by vmap (default: 1 on a CPU, all on a GPU)",
-    )
-    add(
         "--optimizer",
         choices=OPTIMIZERS,
         default=training.optimizer,
@@ -208,6 +194,29 @@ def shared_parser(description: str, script: str) -> argparse.ArgumentParser:
     add("--rate-decay", type=rate_decay, default=training.rate_decay,
         help=f"multiply every learning rate by this after each epoch, in (0, 1] (default {training.rate_decay:g}: "
         "constant)")  # fmt: skip
+
+
+def shared_parser(description: str, script: str) -> argparse.ArgumentParser:
+    """The flags every training script takes; `baseline_parser`, `sweep_parser` and `finetune_parser` add
+    their own. Every default is the script's description's (`fmlp.description.defaults`), and every list
+    of choices the description's."""
+    parser = argparse.ArgumentParser(description=description)
+    base = defaults(script)
+    add_experiment_flags(parser, script)
+    data = base.data
+    add = parser.add_argument
+    add(
+        "--out",
+        type=folder,
+        default=base.outputs.folder,
+        help=f"folder for the JSON and PNGs (default {base.outputs.folder})",
+    )
+    add(
+        "--lane-group",
+        type=positive_int,
+        default=base.lanes.group,
+        help="runs trained together by vmap (default: 1 on a CPU, all on a GPU)",
+    )
     add("--quiet", action="store_true", help="no progress bar")
     add(
         "--resume",
@@ -400,8 +409,9 @@ def can_create_folder(path: Path) -> str | None:
     return None
 
 
-def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuses flag combinations that cannot work, before any work; exits 2 naming the flag."""
+def check_experiment_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses combinations of `add_experiment_flags`' flags that cannot work; exits 2 naming the flag.
+    Gives --optimizer momentum and nesterov their default momentum."""
     if args.train_limit is not None and args.train_limit > MNIST_TRAIN_SIZE:
         parser.error(f"argument --train-limit: {args.train_limit} is more than the {MNIST_TRAIN_SIZE} training images")
     available = args.train_limit or MNIST_TRAIN_SIZE
@@ -414,15 +424,20 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"argument --batch-size: {args.batch_size} is larger than the training set ({available} images)")
     if args.early_stop is not None and not args.validation:
         parser.error("argument --early-stop: needs a validation split (--validation N)")
-    if args.data_source == "idx" and args.data_dir is None:
-        parser.error("argument --data-dir: --data-source idx needs the folder of the four IDX files")
-    if args.data_dir is not None and not args.data_dir.is_dir():
-        parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
-    check_processes(parser, args)
     if args.momentum is not None and args.optimizer not in ("momentum", "nesterov"):
         parser.error(f"argument --momentum: --optimizer {args.optimizer} has no momentum")
     if args.optimizer in ("momentum", "nesterov") and args.momentum is None:
         args.momentum = DEFAULT_MOMENTUM
+    if args.data_source == "idx" and args.data_dir is None:
+        parser.error("argument --data-dir: --data-source idx needs the folder of the four IDX files")
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        parser.error(f"argument --data-dir: {str(args.data_dir)!r} is not a folder")
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses flag combinations that cannot work, before any work; exits 2 naming the flag."""
+    check_experiment_args(parser, args)
+    check_processes(parser, args)
     problem = can_create_folder(args.out)
     if problem:
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")

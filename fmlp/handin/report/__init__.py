@@ -7,18 +7,16 @@ from typing import NamedTuple
 
 from fpdf import FPDF
 
-from fmlp.handin.report import commands, content, layout, numbers
+from fmlp.handin.report import commands, content, layout, prose
 
 COURSE = "Embedded Machine Learning"
 EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
 
 
 class Draft(NamedTuple):
-    """The report's parts as Markdown with every result filled in, and what the check for stale
-    numbers found: known before anything is laid out."""
+    """The report's parts as Markdown with every result filled in: known before anything is laid out."""
 
     parts: list[str]  # each starts a page
-    unsupported: list[str]  # numbers of the prose that no result contains, each with its sentence
 
 
 def _top_sheet(pdf: FPDF, title: str, authors: list[str], present: list[str], date: str) -> None:
@@ -58,14 +56,24 @@ DOCUMENTS = ("cudnn_review.md", "derivation.md", "results.md")
 
 
 def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[str]) -> Draft:
-    """The report's text from the results and documents, checked for numbers no result contains.
-    Raises FileNotFoundError listing missing results (and their commands), and ValueError naming a
-    results file that cannot be read."""
+    """The report's text: the documents rendered over the results (`fmlp.handin.report.prose`), then
+    assembled. Raises FileNotFoundError listing missing results (and their commands), and ValueError
+    naming a results file that cannot be read, the numbers written into the documents' prose (each with
+    its file and line), or a template expression that fails."""
     missing = content.missing_results(results_dir)
     if missing:
         raise FileNotFoundError("missing results: " + "; ".join(missing))
+    literal = prose.check_documents(docs_dir, DOCUMENTS)
+    if literal:
+        raise ValueError(f"{len(literal)} numbers written into the prose, not computed from the results "
+                         "(write each as an expression, or declare a constant of the method):\n"
+                         + "\n".join(literal))  # fmt: skip
     results = content.load_results(results_dir, docs_dir)
-    review, derivation, discussion = ((docs_dir / name).read_text() for name in DOCUMENTS)
+    context = content.template_context(results)
+    review, derivation, discussion = (
+        prose.render(content.kept_sections((docs_dir / name).read_text(), results), f"docs/{name}", context)
+        for name in DOCUMENTS
+    )
     main, appendix = content.split_appendix(content.without_title(discussion))
     parts = [
         "# 2.1 Review of the cuDNN paper\n\n" + content.demote(content.without_title(review), 1),
@@ -80,13 +88,7 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
         + "\n\n## How to reproduce\n\n"
         + commands.reproduce_text(results, authors, present),
     ]
-    forms = numbers.quoted_forms(results.values())
-    unsupported = [
-        f"docs/{name}: {problem}"
-        for name, text in zip(DOCUMENTS, (review, derivation, discussion))
-        for problem in numbers.unsupported(content.kept_sections(text, results_dir, docs_only=True), forms)
-    ]
-    return Draft(content.assemble(PART.join(parts), results, results_dir).split(PART), unsupported)
+    return Draft(content.assemble(PART.join(parts), results, results_dir).split(PART))
 
 
 def lay_out(

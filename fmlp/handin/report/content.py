@@ -4,8 +4,9 @@ JSON (`fmlp.handin.report.tables`), and the setup and appendix written from the 
 Markers in the documents steer the assembly:
 - `<!-- table: NAME -->` before a Markdown table: the report prints the table built from the JSON
   instead (NAME one of tables.TABLES), so no number in a table is copied by hand;
-- `<!-- requires: PATH -->` right after a heading: the section is left out unless PATH exists under
-  the results folder (e.g. the robustness run);
+- `<!-- requires: NAME -->` right after a heading: the section is left out unless the result NAME
+  was loaded (a path under the results folder, e.g. robustness/lr_sweep.json, or a benchmark's file
+  name in the docs folder);
 - `<!-- appendix -->` on a line of its own: what follows goes to the report's appendix;
 - `<!-- not in the report -->` right after a heading: the section is for readers of docs/ only.
 
@@ -23,8 +24,12 @@ import json
 import re
 from pathlib import Path
 
-from fmlp.description import LOSSES, from_config, optimizer_title
-from fmlp.handin.report.tables import BENCHMARKS, CAPTIONS, OPTIMIZERS, TABLES
+from fmlp.analysis.stats import select
+from fmlp.data import MEAN, STD
+from fmlp.description import LOSSES, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, from_config, optimizer_title
+from fmlp.description import OPTIMIZERS as OPTIMIZER_TITLES
+from fmlp.handin import sheet
+from fmlp.handin.report.tables import BENCHMARKS, OPTIMIZERS, PATIENCE, TABLES, activation_runs, caption
 
 # The results the report needs, and the command that writes each.
 REQUIRED = {
@@ -128,16 +133,17 @@ def _sections(text: str) -> list[str]:
     return pieces + ["".join(current)]
 
 
-def kept_sections(text: str, results_dir: Path, docs_only: bool = False) -> str:
-    """text without the sections whose `<!-- requires: PATH -->` result is missing (with their subsections),
-    and without those marked `<!-- not in the report -->` unless docs_only is true."""
+def kept_sections(text: str, results: dict, docs_only: bool = False) -> str:
+    """text without the sections whose `<!-- requires: NAME -->` result is not among the loaded results
+    (with their subsections), and without those marked `<!-- not in the report -->` unless docs_only is
+    true."""
     kept, skip_level = [], None
     for section in _sections(text):
         level = len(section) - len(section.lstrip("#")) if section.startswith("#") else None
         if skip_level is not None and level is not None and level <= skip_level:
             skip_level = None
         required = REQUIRES_MARKER.search(section)
-        if skip_level is None and required and not (results_dir / required.group(1)).exists():
+        if skip_level is None and required and required.group(1) not in results:
             skip_level = level
         if skip_level is None and DOCS_ONLY in section and not docs_only:
             skip_level = level
@@ -150,7 +156,7 @@ def assemble(text: str, results: dict, results_dir: Path) -> str:
     """Markdown as the report prints it: figures and tables numbered and referred to by number, tables
     rebuilt from the JSON, source blocks filled in, file links as text, figure paths pointed at the
     results folder."""
-    text = numbered(kept_sections(text, results_dir))
+    text = numbered(kept_sections(text, results), results)
     text = TABLE_MARKER.sub(lambda match: TABLES[match.group(1)](results) + "\n", text)
     text = plain_links(with_sources(text))
     return text.replace("](../figures/", f"]({results_dir.resolve().as_posix()}/")
@@ -172,6 +178,15 @@ def demote(text: str, levels: int = 1) -> str:
     return "".join(lines)
 
 
+def data_text(config: dict) -> str:
+    """The training data of a recorded config in words: "all 60,000 training images", "the first 5,000
+    training images, the last 1,000 of them held out for validation"."""
+    used = config.get("train_limit") or MNIST_TRAIN_SIZE
+    text = f"all {used:,} training images" if used == MNIST_TRAIN_SIZE else f"the first {used:,} training images"
+    validation = config.get("validation") or 0
+    return text + (f", the last {validation:,} of them held out for validation" if validation else "")
+
+
 def setup_text(results: dict) -> str:
     """The experiment's setup in a few lines, from the baseline's recorded flags."""
     baseline = from_config(results["baseline.json"]["config"])
@@ -181,11 +196,53 @@ def setup_text(results: dict) -> str:
         f"mean {LOSSES[network.loss]}, minibatch {optimizer_title(training)} with batch size {training.batch_size}, "
         f"learning rate {baseline.design.learning_rates[0]:g}, {training.epochs} epochs, seed "
         f"{baseline.design.seed}; weights and biases N(0, 1)·√(1/fan_in); pixels scaled to [0, 1], then "
-        "(x − 0.1307) / 0.3081. Real MNIST: 60,000 training and 10,000 test images. Forward pass, backward "
+        f"(x − {MEAN}) / {STD}. Real MNIST: {data_text(results['baseline.json']['config'])} and the "
+        f"{MNIST_TEST_SIZE:,} test images. Forward pass, backward "
         "pass and update are written out by hand in JAX (the next section derives them and prints their "
         "code) and checked against automatic differentiation. The source code is in handin.zip beside this "
         "PDF: the library in fmlp/, the scripts that wrote every result in experiments/, the tests in tests/."
+        + departures_text(from_config(results["lr_sweep.json"]["config"]))
     )
+
+
+def departures_text(sweep) -> str:
+    """A sentence saying how the sweep's design departs from the exercise sheet; empty when it does not."""
+    found = sheet.departures(sweep)
+    return f" **This design departs from the exercise sheet:** {'; '.join(found)}." if found else ""
+
+
+def template_context(results: dict) -> dict:
+    """The names the documents' templates see (`fmlp.handin.report.prose`): each loaded result under a
+    short name (None where it was not made) and a few of their descriptions in words."""
+    optimizers = {"sgd": results.get("robustness/lr_sweep.json")} | {
+        name: results.get(f"optimizers/{name}/lr_sweep.json") for name in OPTIMIZERS
+    }
+    sweep = results["lr_sweep.json"]
+    sizes = list(from_config(sweep["config"]).network.sizes)
+    return {
+        "baseline": results["baseline.json"],
+        "b": results["baseline.json"]["runs"][0],
+        "baseline_data": data_text(results["baseline.json"]["config"]),
+        "sweep": sweep,
+        "optimizer_title": optimizer_title(from_config(sweep["config"]).training),
+        "sizes": sizes,
+        "weight_count": sum(inputs * outputs for inputs, outputs in zip(sizes, sizes[1:])),
+        "first_layer_weights": sizes[0] * sizes[1],
+        "grad": results.get("gradcheck.json"),
+        "robust": results.get("robustness/lr_sweep.json"),
+        "diag": results.get("diagnose/diagnose.json"),
+        "optim": {name: document for name, document in optimizers.items() if document is not None},
+        "activ": {
+            name: {"runs": runs, "selected": select(runs), "seeds": sorted({run["seed"] for run in runs})}
+            for name, runs in activation_runs(results)
+        },  # the seeds every activation has
+        "optimizer_titles": OPTIMIZER_TITLES,
+        "adiag": results.get("activations/diagnose/diagnose.json"),
+        "quant": results.get("quantize/quantize.json"),
+        "bench": results.get("benchmark_cpu.json"),
+        "gpu": results.get("benchmark_gpu.json"),
+        "early_stopping_patience": PATIENCE,
+    }
 
 
 def source_code(names: str) -> str:
@@ -215,7 +272,7 @@ def plain_links(text: str) -> str:
     return LINK.sub(lambda match: match.group(1), text)
 
 
-def numbered(text: str) -> str:
+def numbered(text: str, results: dict) -> str:
     """Figures and tables numbered in order of appearance, their captions prefixed ("Figure 2: ...",
     "Table 1: ..." above each table built from a marker), and every [Figure](#fig-NAME) and
     [Table](#tab-NAME) reference replaced by its number. ValueError names a reference to nothing."""
@@ -228,7 +285,7 @@ def numbered(text: str) -> str:
 
     def table(match):
         labels[f"tab-{match.group(1)}"] = number = sum(key.startswith("tab-") for key in labels) + 1
-        return f"*Table {number}: {CAPTIONS[match.group(1)]}*\n\n<!-- table: {match.group(1)} -->"
+        return f"*Table {number}: {caption(match.group(1), results)}*\n\n<!-- table: {match.group(1)} -->"
 
     text = IMAGE.sub(figure, text)
     text = re.sub(r"<!-- table: (\w+) -->", table, text)

@@ -214,7 +214,7 @@ def early_stopping_table(results: dict) -> str:
 ACTIVATION_SEEDS = (1, 2, 3)
 
 
-def _activation_runs(results: dict) -> list[tuple[str, list[dict]]]:
+def activation_runs(results: dict) -> list[tuple[str, list[dict]]]:
     """(activation, runs of seeds 1-3) for sigmoid (from the five-seed grid) and each activation sweep there."""
     sources = [("sigmoid", "robustness/lr_sweep.json")] + [(name, f"activations/{name}/lr_sweep.json")
                                                           for name in ("tanh", "relu")]  # fmt: skip
@@ -226,7 +226,7 @@ def activations_table(results: dict) -> str:
     """Per activation, the same rates, seeds 1-3 and validation split: the final test accuracy by rate
     (mean over seeds, or how many seeds diverged), and the rate and epoch chosen on validation with the
     test accuracy of that choice."""
-    pairs = _activation_runs(results)
+    pairs = activation_runs(results)
     rates = [row["learning_rate"] for row in summary(pairs[0][1])] if pairs else []
     rows = [
         "| activation | " + " | ".join(f"lr {rate:g}" for rate in rates) + " | chosen rate, epoch | its test accuracy "
@@ -341,21 +341,49 @@ TABLES = {
     "speed": speed_table,
     "quantize": quantize_table,
 }
-CAPTIONS = {
-    "baseline_epochs": "The baseline's test accuracy and loss at a few epochs.",
-    "sweep": "The learning-rate sweep, one seed: final and best values over 30 epochs.",
-    "robustness": "Five seeds per rate: final test accuracy over seeds and the best validation accuracy.",
-    "selected": "The learning rate and epoch chosen on validation, and the test accuracy of that choice.",
-    "diagnose": "Saturation and calibration of the seed-1 networks on the test set.",
-    "optimizers": "Every optimizer under one protocol: 30 epochs, rate and epoch chosen on mean validation "
-    "accuracy over five seeds.",
-    "early_stopping": f"Early stopping (patience {PATIENCE}) replayed on the same runs: what it saves and what it "
-    "costs.",
-    "gradcheck": "The hand-written gradients of the reference network (seed 1, one batch of 64 MNIST images, "
-    "float64) against two references.",
-    "activations": "Sigmoid, tanh and relu under one protocol: seeds 1 to 3, the 10,000-image validation split, "
-    "30 epochs; the final test accuracy by rate and the choice on validation.",
-    "quantize": "Integer-only inference (8-bit activations, integer weights of each width), five seeds: test "
-    "accuracy after training and after quantization-aware fine-tuning, against each seed's float32 network.",
-    "speed": "Speed, each machine against its own matmul ceiling in one run (python experiments/benchmark.py).",
-}
+
+
+def _epochs(document: dict) -> int:
+    return document["config"]["epochs"]
+
+
+def caption(name: str, results: dict) -> str:
+    """The caption of table `name`, its numbers read from the results it is built from."""
+    sweep, robust = results["lr_sweep.json"], results.get("robustness/lr_sweep.json")
+    grad, quantized = results.get("gradcheck.json"), results.get("quantize/quantize.json")
+    seeds = f"{robust['config']['seeds']} seeds" if robust else ""
+    activation_seeds = sorted({run["seed"] for _, runs in activation_runs(results) for run in runs})
+    texts = {
+        "baseline_epochs": lambda: "The baseline's test accuracy and loss at a few epochs.",
+        "sweep": lambda: f"The learning-rate sweep, one seed: final and best values over {_epochs(sweep)} epochs.",
+        "robustness": lambda: (
+            f"{seeds.capitalize()} per rate: final test accuracy over seeds and the best validation accuracy."
+        ),
+        "selected": lambda: "The learning rate and epoch chosen on validation, and the test accuracy of that choice.",
+        "diagnose": lambda: "Saturation and calibration of the saved networks on the test set.",
+        "optimizers": lambda: (
+            f"Every optimizer under one protocol: {_epochs(robust)} epochs, rate and epoch chosen "
+            f"on mean validation accuracy over {seeds}."
+        ),
+        "early_stopping": lambda: (
+            f"Early stopping (patience {PATIENCE}) replayed on the same runs: what it saves and what it costs."
+        ),
+        "gradcheck": lambda: (
+            f"The hand-written gradients (seed {grad['config']['seed']}, one batch of "
+            f"{grad['config']['batch_size']} MNIST images, float64) against two references."
+        ),
+        "activations": lambda: (
+            "Sigmoid, tanh and relu under one protocol: seeds "
+            f"{', '.join(map(str, activation_seeds))}, the {robust['config']['validation']:,}-image validation split, "
+            f"{_epochs(robust)} epochs; the final test accuracy by rate and the choice on validation."
+        ),
+        "quantize": lambda: (
+            "Integer-only inference (8-bit activations, integer weights of each width), "
+            f"{len(quantized['networks'])} networks: test accuracy after training and after quantization-aware "
+            "fine-tuning, against each network's float32 accuracy."
+        ),
+        "speed": lambda: (
+            "Speed, each machine against its own matmul ceiling in one run (python experiments/benchmark.py)."
+        ),
+    }
+    return texts[name]()
