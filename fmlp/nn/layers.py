@@ -86,16 +86,20 @@ def shifted_exponentials(logits: jax.Array) -> tuple[jax.Array, jax.Array, jax.A
 
 
 def softmax(logits: jax.Array) -> jax.Array:
-    """p_j = exp(z_j) / sum_k exp(z_k). logits: (B, C) -> probabilities (B, C), rows sum to 1."""
+    """p_j = exp(z_j) / sum_k exp(z_k), row by row.
+
+    logits: (B, C) -> probabilities (B, C), each row summing to 1.
+    """
     _, exponentials, total = shifted_exponentials(logits)
     return exponentials / total[:, None]
 
 
 def softmax_backward(probs: jax.Array, dprobs: jax.Array) -> jax.Array:
-    """dL/dz = p * (g - <g, p>) row by row, with g = dL/dp: the Jacobian diag(p) - p p^T applied to g
-    without forming it. probs, dprobs: (B, C) -> (B, C).
+    """dL/dz = p * (g - <g, p>) row by row, with g = dL/dp: the Jacobian diag(p) - p p^T
+    applied to g without forming it. probs, dprobs: (B, C) -> (B, C).
 
-    Training never calls it: composed with the cross-entropy's dL/dp = -onehot(y) / (B p) it is the fused
-    (p - onehot(y)) / B of fmlp.nn.losses (tests/test_layers.py checks that in float64).
+    Training never calls it: composed with the cross-entropy's dL/dp = -onehot(y) / (B p),
+    it is the fused (p - onehot(y)) / B of fmlp.nn.losses (tests/test_layers.py checks that
+    in float64).
     """
     return probs * (dprobs - jnp.sum(dprobs * probs, axis=-1, keepdims=True))

@@ -18,9 +18,9 @@ from fmlp.nn.layers import shifted_exponentials
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean cross-entropy and softmax probabilities from one pass over the logits.
 
-    loss = mean over the batch of log(sum_k exp(z_k - m)) - (z_label - m), m the row maximum: the
-    log-sum-exp form, never log of a softmax (which underflows to log 0). logits: (B, C) float;
-    labels: (B,) int in [0, C) -> (scalar loss, probs (B, C)).
+    loss = mean over the batch of log(sum_k exp(z_k - m)) - (z_label - m), m the row maximum:
+    the log-sum-exp form, never log of a softmax (which underflows to log 0).
+    logits: (B, C) float; labels: (B,) int in [0, C) -> (scalar loss, probs (B, C)).
     """
     shifted, exponentials, total = shifted_exponentials(logits)
     label_shifted = jnp.take_along_axis(shifted, labels[:, None], axis=-1)[:, 0]
@@ -33,7 +33,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def softmax_cross_entropy_backward(probs: jax.Array, labels: jax.Array) -> jax.Array:
-    """dL/dlogits of the mean cross-entropy, fused through the softmax: (p - onehot(label)) / B.
+    """dL/dlogits of the mean cross-entropy, fused through the softmax: (p - onehot(y)) / B.
 
     probs: (B, C); labels: (B,) int -> (B, C).
     """

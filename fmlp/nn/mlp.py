@@ -84,35 +84,35 @@ def _forward_logits(architecture: Architecture, run: Params, images: jax.Array) 
 
 
 def forward(architecture: Architecture, params: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
-    """images: (B, sizes[0]) -> probabilities (B, sizes[-1]) and the activations `backward` needs."""
+    """images: (B, sizes[0]) -> probabilities (B, sizes[-1]) and the activations `backward` needs (with
+    weight_bits, the pass runs on `weights_run(params)`, and `backward` takes those)."""
     logits, layer_inputs = forward_logits(architecture, params, images)
     probs = softmax(logits)
     return probs, layer_inputs + (probs,)
 
 
-def backward(architecture: Architecture, params: Params, activations: Activations, labels: jax.Array) -> Params:
-    """Gradients of the network's loss with respect to params, by the chain rule layer by layer.
+def backward(
+    architecture: Architecture,
+    params: Params,
+    activations: Activations,
+    labels: jax.Array,
+) -> Params:
+    """Gradients of the loss with respect to params, by the chain rule from the top layer down.
 
-    activations: as returned by `forward`; labels: (B,) int. Returns the same pytree as params.
-    The gradient with respect to the images is never formed: training does not need it. With
-    weight_bits, these are the gradients with respect to the rounded weights, which the
-    straight-through estimator hands to params unchanged.
+    params: the parameters the forward pass ran on; activations: its layer inputs and
+    probabilities, as returned by `forward`; labels: (B,) int. Returns the same pytree as
+    params. The gradient with respect to the images is never formed: training needs none.
     """
-    return _backward(architecture, weights_run(architecture, params), activations, labels)
-
-
-def _backward(architecture: Architecture, run: Params, activations: Activations, labels: jax.Array) -> Params:
-    """`backward` from the parameters as they ran (`weights_run`)."""
     _, step_back = ACTIVATIONS[architecture.activation]
     *layer_inputs, probs = activations
-    delta = LOSSES[architecture.loss].backward(probs, labels)  # dL/dz of the last layer, (B, C)
+    delta = LOSSES[architecture.loss].backward(probs, labels)  # the last layer's dL/dz (B, C)
     grads = []
-    for layer_index in reversed(range(len(run))):
+    for layer_index in reversed(range(len(params))):
         layer_input = layer_inputs[layer_index]
         grads.append(dense_param_grads(layer_input, delta))
         if layer_index > 0:
-            # layer_input is the activation's output of the layer below; step delta back through it.
-            delta = step_back(layer_input, dense_input_grad(run[layer_index], delta))
+            # layer_input is the activation output of the layer below: step delta through it.
+            delta = step_back(layer_input, dense_input_grad(params[layer_index], delta))
     return tuple(reversed(grads))
 
 
@@ -127,8 +127,12 @@ def loss_and_grads(
 def loss_grads_and_probs(
     architecture: Architecture, params: Params, images: jax.Array, labels: jax.Array
 ) -> tuple[jax.Array, Params, jax.Array]:
-    """`loss_and_grads` that also returns the probabilities (B, C) of the same forward pass."""
-    run = weights_run(architecture, params)  # rounded once for the forward and the backward pass
+    """`loss_and_grads` that also returns the probabilities (B, C) of the same forward pass.
+
+    With weight_bits both passes run on the rounded weights (`weights_run`, rounded once), and the
+    gradients with respect to them are handed to params unchanged: the straight-through estimator.
+    """
+    run = weights_run(architecture, params)
     logits, layer_inputs = _forward_logits(architecture, run, images)
     loss, probs = LOSSES[architecture.loss].forward(logits, labels)
-    return loss, _backward(architecture, run, layer_inputs + (probs,), labels), probs
+    return loss, backward(architecture, run, layer_inputs + (probs,), labels), probs

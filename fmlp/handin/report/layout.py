@@ -26,7 +26,7 @@ BODY_SIZE = 10
 HEADING_SIZES = {"h1": 17, "h2": 14, "h3": 12, "h4": 11}
 KEEP_WITH_HEADING_MM = 45  # a heading needs this much room below it, or it moves to the next page
 FIGURE_MAX_HEIGHT_MM = 170
-CODE_SIZES = (7.5, 7.0, 6.5, 6.0)  # a code block takes the largest size at which its longest line fits
+CODE_SIZES = (8.5, 8.0, 7.5, 7.0, 6.5, 6.0)  # a code block takes the largest size at which its longest line fits
 MM_PER_POINT = 25.4 / 72
 
 
@@ -229,7 +229,7 @@ def _draw_table(pdf: FPDF, tokens: list[Token], caption: str) -> None:
             rows.append(row)
     columns = max(len(r) for r in rows)
     rows = [r + [""] * (columns - len(r)) for r in rows]
-    size = 9 if columns <= 5 else 8 if columns <= 7 else 7
+    size = 9 if columns <= 5 else 8  # 8 pt at the least, however many columns
     pdf.ln(1)
     pdf.set_font(FONT, "", size)
     options = {"text_align": "LEFT", "line_height": size * 0.5, "first_row_as_headings": True}
@@ -276,8 +276,12 @@ def code_size(pdf: FPDF, code: str) -> float:
 
 
 def _code(pdf: FPDF, code: str) -> None:
-    """A code block in monospace on grey, each line whole."""
+    """A code block in monospace on grey, each line whole; moved whole to the next page unless it fits
+    here (one longer than a page breaks as it must)."""
     size = code_size(pdf, code)
+    height = size * 0.5 * (code.count("\n") + 1) + 3
+    if room(pdf) < height and pdf.get_y() > pdf.t_margin + 1 and height <= pdf.h - pdf.t_margin - pdf.b_margin:
+        pdf.add_page()
     pdf.ln(1)
     pdf.set_font(MONO, "", size)
     pdf.set_fill_color(245, 245, 245)
