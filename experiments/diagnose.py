@@ -37,6 +37,15 @@ def write_set(out: Path, figures: dict, document: dict) -> None:
             (staged / "diagnose.json").replace(out / "diagnose.json")
 
 
+def network_names(paths: list[Path]) -> list[str]:
+    """The name each network's figures and entries go by: its file's name ("lr_0.1_seed_1"), or, when two
+    files share one, every network's folder and file name ("relu_lr_0.1_seed_1")."""
+    stems = [path.stem for path in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{path.resolve().parent.name}_{path.stem}" for path in paths]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("params", type=Path, nargs="+", help=".npz files written by --save-params (fmlp.nn.saved.save)")
@@ -47,9 +56,9 @@ def main() -> None:
     problem = flags.can_create_folder(args.out)
     if problem:
         parser.error(f"argument --out: cannot write {str(args.out)!r}: {problem}")
-    names = [path.stem for path in args.params]
+    names = network_names(args.params)
     if len(set(names)) != len(names):
-        parser.error("argument params: two files share a name; the figures are named after the files")
+        parser.error("argument params: two files share a folder and a name; the figures are named after them")
     started = time.perf_counter()
 
     # Imported only now, so that --help and refused flags answer without loading JAX.

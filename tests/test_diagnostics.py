@@ -87,6 +87,19 @@ def test_strongest_features_are_the_largest_weight_vectors():
     assert units.tolist() == [3, 1] and images.shape == (2, 28, 28) and images[0, 0, 0] == 2.0
 
 
+def test_the_first_layers_weights_by_region_are_the_frames_and_the_centres_mean_magnitude():
+    images = np.zeros((3, 28, 28), np.float32)  # three units, each a 28 x 28 image of its input weights
+    images[:, :4, :] = -1.0  # the top 4 rows: frame
+    images[:, 4:24, 4:24] = 0.5  # the centre
+    images[1, 10, 10] = -3.5
+    weights = images.reshape(3, 784).T
+    region = diagnostics.first_layer_by_region(weights, frame=4)
+    frame_pixels, centre_pixels = 784 - 400, 400
+    assert region["border_mean_abs"] == pytest.approx(3 * 4 * 28 / (3 * frame_pixels))
+    assert region["centre_mean_abs"] == pytest.approx((3 * 400 * 0.5 + 3.0) / (3 * centre_pixels))
+    assert region["frame_pixels"] == 4
+
+
 def test_diagnose_script_end_to_end(idx_dir, tmp_path):
     paths = []
     for rate in ("0.5", "2"):
@@ -100,6 +113,7 @@ def test_diagnose_script_end_to_end(idx_dir, tmp_path):
     network = document["networks"]["lr_0.5"]
     assert len(network["saturation"]) == 2 and len(network["confusion"]) == 10
     assert sum(map(sum, network["confusion"])) == 200
+    assert set(network["first_layer"]) == {"frame_pixels", "border_mean_abs", "centre_mean_abs"}
     for name in ("saturation", "derivative", "reliability", "confusion_lr_2", "errors_lr_0.5", "features_lr_2"):
         check_png(out / f"diagnose_{name}.png")
 
@@ -129,6 +143,20 @@ def test_a_second_diagnosis_leaves_no_figure_of_the_first(idx_dir, tmp_path):
         flags = ("--out", str(out), "--data-source", "idx", "--data-dir", str(idx_dir))
         assert run_script(DIAGNOSE, str(path), *flags) == 0
     assert not list(out.glob("*first*")) and list(out.glob("*second*"))
+
+
+def test_networks_whose_files_share_a_name_are_named_by_folder_and_file(idx_dir, tmp_path):
+    architecture = mlp.Architecture((784, 8, 10))
+    paths = [tmp_path / folder / "lr_1_seed_1.npz" for folder in ("tanh", "relu")] + [tmp_path / "lr_2_seed_1.npz"]
+    for index, path in enumerate(paths):
+        path.parent.mkdir(exist_ok=True)
+        saved.save(path, mlp.init(jax.random.key(index), architecture), architecture)
+    out = tmp_path / "diagnose"
+    flags = ("--out", str(out), "--data-source", "idx", "--data-dir", str(idx_dir))
+    assert run_script(DIAGNOSE, *map(str, paths), *flags) == 0
+    document = json.loads((out / "diagnose.json").read_text())
+    assert list(document["params"]) == ["tanh_lr_1_seed_1", "relu_lr_1_seed_1", f"{tmp_path.name}_lr_2_seed_1"]
+    assert (out / "diagnose_features_relu_lr_1_seed_1.png").is_file()
 
 
 def _npz(path, **arrays):

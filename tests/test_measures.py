@@ -93,3 +93,16 @@ def test_the_sheets_design_departs_from_nothing_and_others_are_named():
     other = updated(sweep, design={"learning_rates": (2.0, 0.1)}, training={"epochs": 3})
     assert sheet.departures(other) == ["2 learning rates, not at least 5", "learning rate 2 outside [0.001, 1]",
                                        "3 epochs, not 30"]  # fmt: skip
+
+
+def test_the_commonest_confusions_are_the_largest_off_diagonal_cells_ties_in_reading_order():
+    matrix = [[50, 3, 0], [7, 40, 3], [0, 1, 60]]
+    assert measures.commonest_confusions(matrix, 3) == [
+        {"label": 1, "prediction": 0, "images": 7},
+        {"label": 0, "prediction": 1, "images": 3},
+        {"label": 1, "prediction": 2, "images": 3},
+    ]
+    assert measures.commonest_confusions([[5, 0], [0, 5]]) == []
+    errors = [{"label": 4, "prediction": 9}, {"label": 7, "prediction": 2}, {"label": 4, "prediction": 9}]
+    assert measures.error_pairs(errors, 2) == [{"label": 4, "prediction": 9, "images": 2},
+                                               {"label": 7, "prediction": 2, "images": 1}]  # fmt: skip

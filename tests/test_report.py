@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from fmlp import description
-from fmlp.handin.report import commands, content, prose
+from fmlp.handin.report import commands, content, layout, prose
 from fmlp.run import flags
 
 from .test_experiments import BASELINE, SWEEP, run_script, tiny
@@ -81,7 +81,8 @@ def test_the_committed_report_numbers_every_figure_and_table_keeps_the_main_part
     assert "Figure 1:" in text and "Table 1:" in text and "Table 2" in text
     assert "](#fig-" not in text and "](#tab-" not in text
     appendix_page = next(i for i, page in enumerate(pages) if page.lstrip().startswith("Appendix"))
-    assert appendix_page <= 10, "the main part (cover to discussion) fits in 10 pages"
+    # 2.2 shows every component's code at 8 pt: the layer, its update, the sigmoid, the softmax, the loss
+    assert appendix_page <= 12, "the main part (cover to discussion) fits in 12 pages"
     outline = [item.title for item in reader.outline if not isinstance(item, list)]
     assert {"2.1 Review of the cuDNN paper", "2.2 The MLP from scratch", "Appendix"} <= set(outline)
     assert "..." not in text.split("How to reproduce")[-1], "no placeholder in the commands"
@@ -123,6 +124,16 @@ def test_the_lint_reads_prose_only_and_accepts_declared_constants():
 def test_an_expression_that_fails_names_the_document_and_line():
     with pytest.raises(ValueError, match=r"docs/x.md:3: UndefinedError"):
         prose.render("One.\nTwo.\n{{ nothing.here }}\n", "docs/x.md", {})
+
+
+def test_a_value_that_wraps_to_a_lines_start_opens_no_list_and_code_is_left_alone():
+    template = "Accuracy ranges from 95% (lr\n{{ high }}) down to 23% (lr\n{{ low }}). Ends at epoch\n{{ last }}.\n"
+    rendered = prose.render(template + "\n```\n1. kept\n```\n", "docs/x.md", {"high": 1, "low": 0.001, "last": 30})
+    tokens = layout.parser().parse(rendered)
+    assert [token.type for token in tokens if "list" in token.type] == []
+    html = layout.parser().render(rendered).replace("\n", " ")
+    assert "(lr 1) down" in html and "epoch 30.</p>" in html
+    assert "1. kept" in rendered
 
 
 def _parsed(parser, command: str) -> argparse.Namespace:
@@ -170,6 +181,28 @@ def test_the_appendix_commands_reproduce_each_committed_results_flags_exactly(mo
         assert all(len(line) <= commands.LINE_WIDTH for line in command.splitlines())
     assert checked >= 7  # baseline, sweep, gradient check, five seeds, four optimizers
     assert shlex.split(lines[-1])[-3:] == ["Zoë O'Neil", "--present", "reading"]
+
+
+def test_the_appendix_commands_run_in_order_each_reading_only_what_one_before_it_wrote(monkeypatch):
+    """Every saved network or fine-tuned result a command reads lies in the --save-params or --out folder
+    of a command before it; handin.py comes last."""
+    monkeypatch.setattr(flags, "params_file", Path)
+    results = content.load_results(ROOT / "figures", ROOT / "docs")
+    lines = commands.commands(results, ["A"], [])
+    saved, written, reads = set(), set(), 0
+    for line in lines:
+        words = shlex.split(line.replace("\\\n", " "))[2:]  # after "python SCRIPT"
+        flag_at = [index for index, word in enumerate(words) if word.startswith("--")] + [len(words)]
+        positional = words[: flag_at[0]]  # the commands write their positional arguments first
+        options = {words[a]: words[a + 1 : b] for a, b in zip(flag_at, flag_at[1:])}
+        for path in positional:  # a saved network, lr_<rate>_seed_<seed>.npz in a --save-params folder
+            assert Path(path).parent in saved, (path, line)
+        for path in options.get("--fine-tuned", []):  # a fine-tuning's --out folder
+            assert Path(path) in written, (path, line)
+        reads += len(positional) + len(options.get("--fine-tuned", []))
+        saved |= set(map(Path, options.get("--save-params", [])))
+        written |= set(map(Path, options.get("--out", [])))
+    assert reads >= 20 and lines[-1].startswith("python experiments/handin.py")
 
 
 def test_a_recorded_path_with_spaces_or_shell_text_is_quoted():

@@ -13,7 +13,8 @@ def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: st
     """One panel per hidden layer (as many as the deepest network has); each network that has the layer
     drawn as a step line of its histogram of `key`."""
     num_layers = max(len(result["saturation"]) for result in results.values())
-    figure = Figure(figsize=(PAGE_WIDTH, 3.4), layout="constrained")
+    # Below each panel, a legend line per network: the histograms fill the panels.
+    figure = Figure(figsize=(PAGE_WIDTH, 3.2 + 0.16 * len(results)), layout="constrained")
     figure.suptitle(title)
     if num_layers == 0:
         figure.text(0.5, 0.5, "no hidden layers: the networks are 784 → 10", ha="center", va="center")
@@ -32,7 +33,7 @@ def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: st
         axes.set_xlabel(xlabel)
         axes.set_ylabel("share of all (image, unit) pairs")
         axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=7)
+        axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return figure
 
 
@@ -89,7 +90,7 @@ def confusion_figure(name: str, result: dict) -> Figure:
     for (row, column), count in np.ndenumerate(matrix):
         if count:
             colour = "white" if count > matrix.max() ** 0.5 else "black"
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=8, color=colour)
     axes.set_xticks(range(10))
     axes.set_yticks(range(10))
     axes.set_xlabel("predicted digit")
@@ -103,7 +104,7 @@ def _image_grid(
     images: np.ndarray, captions: list[str], title: str, columns: int, cmap: str, symmetric: bool
 ) -> Figure:
     rows = max(1, -(-len(images) // columns))
-    cell, caption, heading, margin = PAGE_WIDTH / columns, 0.3, 0.4, 0.05  # inches
+    cell, caption, heading, margin = PAGE_WIDTH / columns, 0.36, 0.4, 0.05  # inches
     height = (cell + caption) * rows + heading
     figure = Figure(figsize=(PAGE_WIDTH, height))
     figure.suptitle(title if len(images) else f"{title}: none", y=1 - margin / height, va="top")
@@ -116,7 +117,7 @@ def _image_grid(
         if index < len(images):
             limit = np.abs(images[index]).max() if symmetric else None
             axes.imshow(images[index], cmap=cmap, vmin=-limit if symmetric else None, vmax=limit)
-            axes.set_title(captions[index], fontsize=7)
+            axes.set_title(captions[index], fontsize=8)
     return figure
 
 

@@ -150,6 +150,19 @@ def strongest_features(first_layer_weights: np.ndarray, count: int = 32) -> tupl
     return first_layer_weights[:, units].T.reshape(-1, 28, 28), units
 
 
+FRAME = 4  # pixels: MNIST's digits are centred in the middle 20 x 20 of the 28 x 28 image
+
+
+def first_layer_by_region(first_layer_weights: np.ndarray, frame: int = FRAME) -> dict:
+    """Mean |w| of the first layer (784, H) over the pixels of the outer frame of the 28 x 28 image and
+    over the rest, the centre where the digits are."""
+    magnitude = np.abs(first_layer_weights).reshape(28, 28, -1)
+    centre = np.zeros((28, 28), bool)
+    centre[frame:-frame, frame:-frame] = True
+    return {"frame_pixels": frame, "border_mean_abs": float(magnitude[~centre].mean()),
+            "centre_mean_abs": float(magnitude[centre].mean())}  # fmt: skip
+
+
 def diagnose(architecture: mlp.Architecture, params: mlp.Params, images: jax.Array, labels: np.ndarray) -> dict:
     """Every measurement of one network on one split, JSON-ready (the worst errors by test index)."""
     result = forward_pass(architecture, params, images)
@@ -163,4 +176,5 @@ def diagnose(architecture: mlp.Architecture, params: mlp.Params, images: jax.Arr
         "confusion": matrix.tolist(),
         "per_class_accuracy": per_class.tolist(),
         "confident_errors": confident_errors(result.probs, labels),
+        "first_layer": first_layer_by_region(np.asarray(params[0].w)),
     }

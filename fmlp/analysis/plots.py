@@ -1,7 +1,7 @@
 """Figures of training curves: functions that return matplotlib Figures, and an atomic PNG save.
 
 Every figure is drawn at the size it is printed in the hand-in (PAGE_WIDTH inches wide, the A4 text
-width), so that its text prints at its own point size, never below 7 pt; panels are stacked, not put
+width), so that its text prints at its own point size, never below 8 pt; panels are stacked, not put
 side by side. Uses the object-oriented API only (no pyplot state), so figures can be built anywhere, even in
 threads, and nothing is shown or kept alive behind the caller's back. Runs are entries of the metrics
 JSON's "runs"; runs that share a learning rate (several seeds) are drawn as their mean over seeds with
@@ -117,7 +117,7 @@ def accuracy_figure(runs: Sequence[dict], title: str) -> Figure:
         error_axes.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         error_axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         error_axes.yaxis.set_minor_formatter(ticker.NullFormatter())
-    accuracy_axes.legend(fontsize="small")
+    figure.legend(*accuracy_axes.get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize="small")
     return figure
 
 
@@ -131,7 +131,7 @@ def sweep_loss_figure(runs: Sequence[dict], title: str, loss: str) -> Figure:
     _plot_rates(axes, runs, "train_loss", linestyle="--", label=False)
     axes.plot([], [], color="gray", label="test loss (solid)")
     axes.plot([], [], color="gray", linestyle="--", label="train loss (dashed)")
-    axes.legend(fontsize="small")
+    figure.legend(loc="outside lower center", ncols=5, fontsize="small")  # below the axes: the curves fill them
     return figure
 
 

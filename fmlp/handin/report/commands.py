@@ -8,7 +8,6 @@ import shlex
 from pathlib import Path
 
 from fmlp.description import from_config
-from fmlp.handin.report.tables import BENCHMARKS, cell
 from fmlp.run import flags
 
 EXPERIMENTS = ("baseline.json", "lr_sweep.json", "finetune.json")  # commands rebuilt from the description
@@ -17,6 +16,9 @@ PARSERS = {  # the other scripts' commands, rebuilt from their parsers' defaults
     "quantize.json": ("experiments/quantize.py", flags.quantize_parser),
 }
 LINE_WIDTH = 96  # characters of a command line in the appendix before it continues with a backslash
+# When each kind of result's command runs: it reads the saved networks or results of those before it.
+STAGES = {"baseline.json": 0, "lr_sweep.json": 0, "gradcheck.json": 0, "finetune.json": 1, "diagnose.json": 2,
+          "quantize.json": 2}  # fmt: skip
 
 
 def _flag_text(value) -> str:
@@ -77,9 +79,12 @@ def author_words(authors: list[str]) -> list[str]:
 
 
 def commands(results: dict, authors: list[str], present: list[str]) -> list[str]:
-    """The commands that wrote the results, each from its JSON's recorded flags, and the report's own."""
+    """The commands that wrote the results, each from its JSON's recorded flags, in an order that runs
+    (training from scratch, then fine-tuning the networks it saved, then the scripts that read networks
+    and fine-tuned results), and the report's own."""
     lines = []
-    for name, document in results.items():
+    ordered = sorted(results.items(), key=lambda item: STAGES.get(item[0].rsplit("/", 1)[-1], 0))
+    for name, document in ordered:
         stem = name.rsplit("/", 1)[-1]
         if stem in EXPERIMENTS:
             lines.append(command_lines(flags.command_words(from_config(document["config"]))))
@@ -97,28 +102,22 @@ def commands(results: dict, authors: list[str], present: list[str]) -> list[str]
     return lines + [command_lines(report)]
 
 
+HANDIN_RUNS = (
+    "The last one, `handin.py`, runs of these only the learning-rate sweep, the gradient check and the "
+    "diagnosis of the sweep's networks, and only where their results are missing (with `--extras` also the "
+    "five-seed grid, the optimizers and the activations); it writes a missing baseline from the sweep's "
+    "lane of the baseline's rate and seed, then builds this PDF and the source bundle."
+)
+
+
 def reproduce_text(results: dict, authors: list[str], present: list[str]) -> str:
-    """The appendix: commands, the software and device each result came from, and its wall times."""
+    """The appendix: each command in a block of its own, in the order they run, then the table of the
+    software, device and wall times each result came from."""
     lines = [
-        "Every figure and number in this report comes from these commands, run from the project's root "
-        "after `pip install -e .` (or `conda env create -f environment.yml`); the last one runs whatever "
-        "of the others is missing, then builds this PDF and the source bundle:",
+        "Every figure and number in this report comes from these commands, run one after another from "
+        "the project's root after `pip install -e .` (or `conda env create -f environment.yml`). " + HANDIN_RUNS,
         "",
-        "```",
-        *commands(results, authors, present),
-        "```",
-        "",
-        "| result | JAX | Python | backend, device | total wall time | of which training |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, document in results.items():
-        if name in BENCHMARKS:
-            continue
-        environment, seconds = document["environment"], document["seconds"]
-        total = seconds["total"] if isinstance(seconds, dict) else seconds
-        train = f"{seconds['train']:.1f} s" if isinstance(seconds, dict) and "train" in seconds else "–"
-        lines.append(
-            f"| {name} | {cell(environment['jax'])} | {cell(environment['python'])} | {cell(environment['backend'])}, "
-            f"{cell(environment['device'])} | {total:.1f} s | {train} |"
-        )
-    return "\n".join(lines)
+    for command in commands(results, authors, present):
+        lines += ["```", command, "```", ""]
+    return "\n".join([*lines, "<!-- table: provenance -->", ""])

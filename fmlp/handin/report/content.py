@@ -55,12 +55,25 @@ OPTIONAL = (
     }
     | {
         f"activations/{name}/lr_sweep.json": f"python experiments/lr_sweep.py --activation {name} --seeds 3 "
-        f"--validation 10000 --out figures/activations/{name}"
+        f"--validation 10000 --out figures/activations/{name} --save-params figures/params/activations/{name}"
         for name in ("tanh", "relu")
     }
     | {
-        "activations/diagnose/diagnose.json": "python experiments/diagnose.py figures/params/activations/*.npz "
-        "--out figures/activations/diagnose",
+        "activations/sigmoid/lr_sweep.json": "python experiments/lr_sweep.py --lrs 1,0.1 --seeds 3 "
+        "--validation 10000 --out figures/activations/sigmoid --save-params figures/params/activations/sigmoid",
+        "activations/diagnose/diagnose.json": "python experiments/diagnose.py "
+        + " ".join(
+            f"figures/params/activations/{name}/lr_{rate}_seed_1.npz"
+            for name, rate in (
+                ("relu", "0.05"),
+                ("relu", "0.1"),
+                ("sigmoid", "0.1"),
+                ("sigmoid", "1"),
+                ("tanh", "0.1"),
+                ("tanh", "1"),
+            )
+        )
+        + " --out figures/activations/diagnose",
         "quantize/float/lr_sweep.json": "python experiments/lr_sweep.py --lrs 1 --seeds 5 --validation 10000 "
         "--out figures/quantize/float --save-params figures/params/quantize",
         "quantize/quantize.json": "python experiments/quantize.py figures/params/quantize/lr_1_seed_*.npz "

@@ -220,3 +220,22 @@ def units_saturated(diagnosis: dict) -> float:
     the images or more (dead units, for a relu)."""
     return max(layer["share_units_saturated"] for network in diagnosis["networks"].values()
                for layer in network["saturation"])  # fmt: skip
+
+
+def commonest_confusions(confusion: Sequence[Sequence[int]], count: int = 3) -> list[dict]:
+    """The `count` largest off-diagonal cells of a confusion matrix (rows the true class), largest first,
+    ties in reading order: [{"label": 4, "prediction": 9, "images": 17}, ...]; cells of 0 left out."""
+    cells = [{"label": label, "prediction": prediction, "images": images}
+             for label, row in enumerate(confusion) for prediction, images in enumerate(row)
+             if label != prediction and images]  # fmt: skip
+    return sorted(cells, key=lambda cell: -cell["images"])[:count]
+
+
+def error_pairs(errors: Sequence[dict], count: int = 3) -> list[dict]:
+    """The `count` commonest (true, predicted) pairs among a network's listed errors, as
+    `commonest_confusions` gives them."""
+    classes = 1 + max((max(error["label"], error["prediction"]) for error in errors), default=-1)
+    matrix = [[0] * classes for _ in range(classes)]
+    for error in errors:
+        matrix[error["label"]][error["prediction"]] += 1
+    return commonest_confusions(matrix, count)

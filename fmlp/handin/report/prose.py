@@ -40,11 +40,22 @@ def render(text: str, name: str, context: dict) -> str:
     """The document `text` (called `name` in errors) with every expression evaluated over `context`.
     ValueError naming the document and line of an expression that fails."""
     try:
-        return ENVIRONMENT.from_string(text).render(context)
+        return unlisted(ENVIRONMENT.from_string(text).render(context))
     except jinja2.TemplateSyntaxError as error:
         raise ValueError(f"{name}:{error.lineno}: {error.message}") from error
     except (jinja2.UndefinedError, LookupError, TypeError, ValueError, ZeroDivisionError) as error:
         raise ValueError(f"{name}:{_template_line(error)}: {type(error).__name__}: {error}") from error
+
+
+LIST_NUMBER = re.compile(r"^(\d+)([.)])(?=\s|$)", re.MULTILINE)
+
+
+def unlisted(markdown: str) -> str:
+    """`markdown` with the delimiter escaped after a number that starts a line outside code ("1) down"
+    becomes "1\\) down"): a value that wraps to a line's start would otherwise open an ordered list in
+    the middle of a sentence. The documents write their lists with "-"."""
+    pieces = re.split(r"(^```.*?^```)", markdown, flags=re.MULTILINE | re.DOTALL)
+    return "".join(piece if piece.startswith("```") else LIST_NUMBER.sub(r"\1\\\2", piece) for piece in pieces)
 
 
 def _template_line(error: Exception) -> str:

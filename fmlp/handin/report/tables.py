@@ -328,6 +328,26 @@ def speed_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def provenance_table(results: dict) -> str:
+    """One row per result: the JAX and Python it ran with, its backend and device, its wall time and, of
+    that, its training time."""
+    lines = [
+        "| result | JAX | Python | backend, device | total wall time | of which training |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, document in results.items():
+        if name in BENCHMARKS:
+            continue
+        environment, seconds = document["environment"], document["seconds"]
+        total = seconds["total"] if isinstance(seconds, dict) else seconds
+        train = f"{seconds['train']:.1f} s" if isinstance(seconds, dict) and "train" in seconds else "–"
+        lines.append(
+            f"| {name} | {cell(environment['jax'])} | {cell(environment['python'])} | {cell(environment['backend'])}, "
+            f"{cell(environment['device'])} | {total:.1f} s | {train} |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
     "baseline_epochs": baseline_epochs_table,
     "sweep": sweep_table,
@@ -340,6 +360,7 @@ TABLES = {
     "activations": activations_table,
     "speed": speed_table,
     "quantize": quantize_table,
+    "provenance": provenance_table,
 }
 
 
@@ -361,6 +382,7 @@ def caption(name: str, results: dict) -> str:
         ),
         "selected": lambda: "The learning rate and epoch chosen on validation, and the test accuracy of that choice.",
         "diagnose": lambda: "Saturation and calibration of the saved networks on the test set.",
+        "provenance": lambda: "Where each result was made: its software and device, and its wall time.",
         "optimizers": lambda: (
             f"Every optimizer under one protocol: {_epochs(robust)} epochs, rate and epoch chosen "
             f"on mean validation accuracy over {seeds}."
