@@ -11,10 +11,13 @@ import argparse
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
-from fmlp.description import Experiment, defaults
+from fmlp.description import Experiment
 from fmlp.handin import report_flags, sheet
 from fmlp.run import flags
 
@@ -27,11 +30,7 @@ def parse() -> argparse.Namespace:
     add = parser.add_argument
     add("--results", type=flags.folder, default=ROOT / "figures", help="folder of the results (default figures)")
     add("--extras", action="store_true", help="also run the five-seed grid and the optimizer sweeps if missing")
-    flags.add_experiment_flags(parser, "lr_sweep")  # the sweep's design, which the whole hand-in follows
-    design = defaults("lr_sweep").design
-    flags.add_rates(parser, design.learning_rates)
-    add("--seeds", type=flags.positive_int, default=design.seeds, help=f"seeds per rate (default {design.seeds})")
-    flags.add_data_flags(parser)
+    flags.add_sweep_design_flags(parser)  # the sweep's design, which the whole hand-in follows
     add("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
     report_flags.check_report_flags(parser, args.authors, args.title, args.font)
@@ -48,26 +47,68 @@ def design_of(args: argparse.Namespace) -> Experiment:
                             "lr_sweep")  # fmt: skip
 
 
-def run(name: str, command: list[str]) -> None:
-    """Runs one step's script in the foreground; exits with its status if it fails or is interrupted.
+RUNNING: list[subprocess.Popen] = []  # the steps' processes still running, for SIGTERM to reach them all
 
-    Ctrl-C reaches the script too (same process group), which keeps its finished epochs; the wait goes on
-    until it has written them. SIGTERM to this process is passed on to it.
-    """
-    process = subprocess.Popen([sys.executable, *command])
-    signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+
+def start(command: list[str], output: IO[bytes] | None = None) -> subprocess.Popen:
+    """Starts one step's script; `output` takes what it prints (a step that runs beside another), else
+    this process's terminal. Ctrl-C reaches it too (same process group); SIGTERM to this process is passed
+    on to it."""
+    process = subprocess.Popen([sys.executable, *command], stdout=output,
+                               stderr=subprocess.STDOUT if output else None)  # fmt: skip
+    RUNNING.append(process)
+    signal.signal(signal.SIGTERM, lambda signum, frame: [p.send_signal(signal.SIGTERM) for p in RUNNING])
+    return process
+
+
+def wait(process: subprocess.Popen) -> int:
+    """The process's exit status, waited for through Ctrl-C: the script keeps what it finished first."""
     while True:
         try:
             status = process.wait()
-            break
+            RUNNING.remove(process)
+            return status
         except KeyboardInterrupt:
             continue
+
+
+def check(name: str, command: list[str], status: int) -> None:
+    """Exits with a step's status if it failed or was interrupted."""
     if status in (130, 143, -signal.SIGINT, -signal.SIGTERM):
         print(f"interrupted during the {name}; what finished is kept: run the same command again to go on",
               file=sys.stderr)  # fmt: skip
         sys.exit(status if status > 0 else 128 - status)  # 130 or 143, as the scripts end on a signal
     if status != 0:
         sys.exit(f"error: the {name} failed (exit status {status}): python {' '.join(command)}")
+
+
+def run(name: str, command: list[str]) -> None:
+    """Runs one step's script in the foreground; exits with its status if it fails or is interrupted."""
+    check(name, command, wait(start(command)))
+
+
+def run_beside(name: str, command: list[str]) -> Callable[[], None]:
+    """Starts a step that runs beside the others, its output kept until it ends; returns the function
+    that waits for it, prints its output and exits if it failed."""
+    output = tempfile.TemporaryFile()
+    process = start(command, output)
+
+    def finished() -> None:
+        status = wait(process)
+        output.seek(0)
+        sys.stdout.write(output.read().decode(errors="replace"))
+        sys.stdout.flush()
+        output.close()
+        check(name, command, status)
+
+    return finished
+
+
+def stop_running() -> None:
+    """Ends the steps still running beside one that failed or was interrupted, and waits for them."""
+    for process in list(RUNNING):
+        process.send_signal(signal.SIGTERM)
+        wait(process)
 
 
 def main() -> None:
@@ -82,6 +123,7 @@ def main() -> None:
     by_name = {step.name: step for step in steps}
     sweep, diagnosis = by_name["learning-rate sweep"], by_name["networks' insides"]
     params_missing = not all(path.is_file() for path in pipeline.diagnosed_params(args.results, design))
+    to_run = []
     for number, step in enumerate(steps, 1):
         rerun_for_params = step is sweep and not pipeline.is_done(diagnosis) and params_missing
         if pipeline.is_done(step) and not rerun_for_params:
@@ -90,10 +132,23 @@ def main() -> None:
         command = step.command
         if step.result.with_name(f"{step.result.stem}.checkpoint.npz").exists():
             command = command + ["--resume"]  # an earlier try was cut short: go on from its last epoch
-        print(f"[{number}/{len(steps)}] {step.name}: python {' '.join(command)}", flush=True)
-        run(step.name, command)
-        if step is sweep:
-            pipeline.write_baseline(args.results)
+        to_run.append((f"[{number}/{len(steps)}] {step.name}", step, command))
+    try:
+        beside = []  # started first, so that they run while the others do
+        for title, step, command in to_run:
+            if step.alongside:
+                print(f"{title} (beside the other steps): python {' '.join(command)}", flush=True)
+                beside.append(run_beside(step.name, command))
+        for title, step, command in to_run:
+            if not step.alongside:
+                print(f"{title}: python {' '.join(command)}", flush=True)
+                run(step.name, command)
+                if step is sweep:
+                    pipeline.write_baseline(args.results)
+        for finished in beside:
+            finished()
+    finally:
+        stop_running()
 
     baseline = pipeline.read_result(args.results / "baseline.json")
     derived = pipeline.BASELINE_RATE in design.design.learning_rates

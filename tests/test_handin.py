@@ -2,6 +2,8 @@
 baseline taken from the sweep, the bundle; and its refusals."""
 
 import json
+import runpy
+import signal
 import subprocess
 import sys
 import zipfile
@@ -66,6 +68,9 @@ def test_a_design_of_the_groups_own_is_trained_reported_and_its_departures_said(
     assert baseline["config"]["lr"] == 0.1 and baseline["config"]["hidden"] == [24] and "derived_from" not in baseline
     text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "report.pdf").pages)
     assert "784 → 24 → 10" in text and "2 learning rates, not at least 5" in text
+    handin = text.split("How to reproduce")[-1].split("python experiments/handin.py")[1].replace("\\\n", " ")
+    assert "--lrs 0.8,0.3" in handin and "--epochs 1" in handin and "--hidden 24" in handin
+    assert f"--results {tmp_path}" in " ".join(handin.split())
 
 
 def test_the_baseline_is_the_sweeps_lr_01_lane_not_a_second_training(first_run):
@@ -144,3 +149,19 @@ def test_authors_that_name_no_one_exit_2(authors, capsys):
 def test_without_authors_it_exits_2(capsys):
     assert run_script(HANDIN) == 2
     assert "--authors" in capsys.readouterr().err
+
+
+def test_a_step_beside_the_others_prints_when_it_ends_and_one_that_fails_ends_those_beside_it(capfd):
+    handin = runpy.run_path(str(HANDIN))
+    finished = handin["run_beside"]("gradient check", ["-c", "print('from beside', flush=True)"])
+    handin["run"]("sweep", ["-c", "print('in front', flush=True)"])
+    finished()
+    assert capfd.readouterr().out.splitlines() == ["in front", "from beside"]
+    handin["run_beside"]("long step", ["-c", "import time; time.sleep(60)"])
+    (beside,) = handin["RUNNING"]
+    with pytest.raises(SystemExit, match="the sweep failed"):
+        try:
+            handin["run"]("sweep", ["-c", "raise SystemExit(3)"])
+        finally:
+            handin["stop_running"]()
+    assert beside.returncode == -signal.SIGTERM and handin["RUNNING"] == []

@@ -40,6 +40,7 @@ class Step(NamedTuple):
     result: Path  # its metrics JSON
     command: list[str]  # arguments after `python`
     expected: Experiment | None
+    alongside: bool = False  # reads no other step's result and needs little of the machine: runs beside them
 
 
 def _training(experiment: Experiment) -> list[str]:
@@ -74,7 +75,7 @@ def steps(results: Path, sweep: Experiment, extras: bool) -> list[Step]:
         baseline = baseline_of(sweep)
         planned.append(Step("baseline", results / "baseline.json", _training(baseline), baseline))
     planned += [
-        Step("gradient check", results / "gradcheck.json", gradcheck, None),
+        Step("gradient check", results / "gradcheck.json", gradcheck, None, alongside=True),
         Step("networks' insides", results / "diagnose" / "diagnose.json", diagnose, None),
     ]
     if not extras:
@@ -196,6 +197,9 @@ def source_files(root: Path = ROOT) -> list[str]:
                       if path.is_file() and "__pycache__" not in path.parts)  # fmt: skip
 
 
+COMPRESSED = (".png", ".pdf", ".npz", ".gz", ".zip")
+
+
 def bundle(zip_path: Path, pdf: Path, results: Path, root: Path = ROOT) -> int:
     """The hand-in .zip: the PDF at the top, the repository's tracked source, and every metrics JSON of the
     results folder under figures/ (so a results folder elsewhere travels too). Returns the file count."""
@@ -207,5 +211,7 @@ def bundle(zip_path: Path, pdf: Path, results: Path, root: Path = ROOT) -> int:
     members[f"{prefix}/report.pdf"] = pdf
     with atomic_path(zip_path) as temp_path, zipfile.ZipFile(temp_path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, path in sorted(members.items()):
-            archive.write(path, name)
+            # PNGs, the PDF and archives are compressed already: deflating them again costs time for nothing.
+            stored = path.suffix in COMPRESSED
+            archive.write(path, name, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
     return len(members)

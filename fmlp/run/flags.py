@@ -267,6 +267,17 @@ def add_data_flags(parser: argparse.ArgumentParser, data: Data = Data()) -> None
     )
 
 
+def add_sweep_design_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a learning-rate sweep's design that handin.py takes: `add_experiment_flags`', --lrs,
+    --seeds and the data's."""
+    add_experiment_flags(parser, "lr_sweep")
+    design = defaults("lr_sweep").design
+    add_rates(parser, design.learning_rates)
+    parser.add_argument("--seeds", type=positive_int, default=design.seeds,
+                        help=f"seeds per rate (default {design.seeds})")  # fmt: skip
+    add_data_flags(parser)
+
+
 def baseline_parser(description: str = "Trains the reference MLP once.") -> argparse.ArgumentParser:
     """experiments/baseline.py's flags: the shared ones, --lr and --save-params PATH."""
     parser = shared_parser(description, "baseline")

@@ -7,7 +7,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from fmlp.description import from_config
+from fmlp.description import defaults, from_config
 from fmlp.run import flags
 
 EXPERIMENTS = ("baseline.json", "lr_sweep.json", "finetune.json")  # commands rebuilt from the description
@@ -96,10 +96,23 @@ def commands(results: dict, authors: list[str], present: list[str]) -> list[str]
             lines.append(
                 command_lines(["python", "experiments/diagnose.py", *params, "--out", shlex.quote(document["out"])])
             )
-    report = ["python", "experiments/handin.py", *author_words(authors)]
+    return lines + [command_lines(handin_words(results["lr_sweep.json"], authors, present))]
+
+
+def handin_words(sweep: dict, authors: list[str], present: list[str]) -> list[str]:
+    """handin.py for the sweep's design: those of the sweep's flags that handin.py takes
+    (`flags.add_sweep_design_flags`), its results folder unless it is the default, and the report's own."""
+    parser = argparse.ArgumentParser()
+    flags.add_sweep_design_flags(parser)
+    taken = {option for action in parser._actions for option in action.option_strings}
+    experiment = from_config(sweep["config"])
+    words = [word for word in flags.command_words(experiment)[2:] if word.split(" ", 1)[0] in taken]
+    if experiment.outputs.folder != defaults("lr_sweep").outputs.folder:
+        words.append(f"--results {shlex.quote(str(experiment.outputs.folder))}")
+    words += author_words(authors)
     if present:
-        report += ["--present", shlex.quote(",".join(present))]
-    return lines + [command_lines(report)]
+        words.append(f"--present {shlex.quote(','.join(present))}")
+    return ["python", "experiments/handin.py", *words]
 
 
 HANDIN_RUNS = (
