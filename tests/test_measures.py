@@ -106,3 +106,24 @@ def test_the_commonest_confusions_are_the_largest_off_diagonal_cells_ties_in_rea
     errors = [{"label": 4, "prediction": 9}, {"label": 7, "prediction": 2}, {"label": 4, "prediction": 9}]
     assert measures.error_pairs(errors, 2) == [{"label": 4, "prediction": 9, "images": 2},
                                                {"label": 7, "prediction": 2, "images": 1}]  # fmt: skip
+
+
+def cortex_run(instructions, agree=10, images=10, ram=4000):
+    """A Cortex-M measurement with the given instructions per image."""
+    return {"instructions_per_image": instructions, "agree": agree, "images": images, "ram_bytes": ram}
+
+
+def test_the_widths_that_take_fewer_instructions_than_eight_bits_are_chosen_by_their_counts():
+    m4 = {8: cortex_run(700.0), 4: cortex_run(2800.0), 2: cortex_run(700.0), 1: cortex_run(630.0)}
+    assert measures.instruction_ratio(m4, 4) == 4.0 and measures.instruction_ratio(m4, 1) == 0.9
+    assert measures.widths_fewer(m4) == [1]  # a tie is not fewer
+    assert measures.widths_fewer({8: cortex_run(150.0), 1: cortex_run(600.0)}) == []
+
+
+def test_all_agree_only_when_every_image_of_every_core_and_width_agrees():
+    cortex = {"cortex-m4": {8: cortex_run(1.0), 1: cortex_run(1.0)}, "cortex-m55": {8: cortex_run(1.0)}}
+    assert measures.all_agree(cortex) and measures.largest_ram(cortex) == 4000
+    cortex["cortex-m4"][1] = cortex_run(1.0, ram=10328)
+    assert measures.largest_ram(cortex) == 10328
+    cortex["cortex-m55"][1] = cortex_run(1.0, agree=9)
+    assert not measures.all_agree(cortex)

@@ -131,3 +131,21 @@ def test_the_gradcheck_diagnose_and_speed_tables_show_their_results_values(resul
     assert diagnose[1:] == ["98.12%", "41.2% / 23.4%", "3.1% / 0.8%", "0.091 / 0.153", "1.23%", "99.1% / 70.2%"]
     speed = row_of(tables.speed_table(results), "A \\| B (2 cores, JAX 0.10.2)")
     assert speed[1:] == ["401 GFLOP/s", "0.441 s", "1.10", "0.92", "1.00"]
+
+
+def test_the_cortex_m_table_shows_each_core_and_widths_measurements_and_the_command():
+    def measured(core, bits, instructions, agree):
+        return {"params": "p.npz", "machine": f"board-{core}", "bits": bits, "images": 1000, "agree": agree,
+                "accuracy": 0.9 + bits / 1000, "instructions_per_image": instructions, "flash_bytes": 100 * bits,
+                "stack_bytes": 30 + bits, "ram_bytes": 300 + bits}  # fmt: skip
+
+    results = {"cortex_m/cortex-m4_8bit.json": measured("m4", 8, 708296.25, 1000),
+               "cortex_m/cortex-m4_1bit.json": measured("m4", 1, 627229.0, 999),
+               "cortex_m/cortex-m55_8bit.json": measured("m55", 8, 150025.4, 1000)}  # fmt: skip
+    rows = tables.cortex_m_table(results).splitlines()[2:]
+    assert rows == [
+        "| cortex-m4 (board-m4) | 8 bit | 1,000 of 1,000 | 90.80% | 708,296 | 800 B | 308 B (38 B) |",
+        "| cortex-m4 (board-m4) | 1 bit | 999 of 1,000 | 90.10% | 627,229 | 100 B | 301 B (31 B) |",
+        "| cortex-m55 (board-m55) | 8 bit | 1,000 of 1,000 | 90.80% | 150,025 | 800 B | 308 B (38 B) |",
+    ]
+    assert "export_c.py p.npz --bits B --target CORE" in tables.caption("cortex_m", results | {"lr_sweep.json": {}})

@@ -29,7 +29,15 @@ from fmlp.data import MEAN, STD
 from fmlp.description import LOSSES, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, from_config, optimizer_title
 from fmlp.description import OPTIMIZERS as OPTIMIZER_TITLES
 from fmlp.handin import sheet
-from fmlp.handin.report.tables import BENCHMARKS, OPTIMIZERS, PATIENCE, TABLES, activation_runs, caption
+from fmlp.handin.report.tables import (
+    MEASURED,
+    OPTIMIZERS,
+    PATIENCE,
+    TABLES,
+    activation_runs,
+    caption,
+    cortex_m_runs,
+)
 
 # The results the report needs, and the command that writes each.
 REQUIRED = {
@@ -121,7 +129,7 @@ def load_results(results_dir: Path, docs_dir: Path) -> dict[str, dict]:
     if cut_short:
         raise ValueError(f"{', '.join(str(results_dir / name) for name in cut_short)}: interrupted before its last "
                          "epoch; a report describes finished runs (run its command again with --resume)")  # fmt: skip
-    return results | {name: _read_json(docs_dir / name) for name in BENCHMARKS if (docs_dir / name).is_file()}
+    return results | {name: _read_json(docs_dir / name) for name in MEASURED if (docs_dir / name).is_file()}
 
 
 APPENDIX_MARKER = "<!-- appendix -->"
@@ -254,6 +262,7 @@ def template_context(results: dict) -> dict:
         "quant": results.get("quantize/quantize.json"),
         "bench": results.get("benchmark_cpu.json"),
         "gpu": results.get("benchmark_gpu.json"),
+        "cortex": cortex_m_runs(results),
         "early_stopping_patience": PATIENCE,
     }
 

@@ -239,3 +239,25 @@ def error_pairs(errors: Sequence[dict], count: int = 3) -> list[dict]:
     for error in errors:
         matrix[error["label"]][error["prediction"]] += 1
     return commonest_confusions(matrix, count)
+
+
+def instruction_ratio(runs: dict, bits: int, reference: int = 8) -> float:
+    """How many times the instructions per image of the `reference`-bit network the `bits`-bit network
+    takes on one core; runs: one core's Cortex-M measurements by weight width."""
+    return runs[bits]["instructions_per_image"] / runs[reference]["instructions_per_image"]
+
+
+def widths_fewer(runs: dict, reference: int = 8) -> list[int]:
+    """The weight widths, narrowest first, whose network takes fewer instructions per image than the
+    `reference`-bit one on this core."""
+    return sorted(bits for bits in runs if bits != reference and instruction_ratio(runs, bits, reference) < 1)
+
+
+def all_agree(cortex: dict) -> bool:
+    """Whether every Cortex-M run (by core, then width) gave JAX's class and logits on every image."""
+    return all(run["agree"] == run["images"] for runs in cortex.values() for run in runs.values())
+
+
+def largest_ram(cortex: dict) -> int:
+    """The most RAM (data, bss and the stack's peak, in bytes) any Cortex-M run (by core, then width) used."""
+    return max(run["ram_bytes"] for runs in cortex.values() for run in runs.values())

@@ -10,6 +10,11 @@ from fmlp.analysis.stats import early_stopped, epochs_to_reach, half_width, sele
 
 OPTIMIZERS = tuple(name for name in description.OPTIMIZERS if name != "sgd")  # beside plain SGD, in the appendix
 BENCHMARKS = ("benchmark_cpu.json", "benchmark_gpu.json")  # in the docs folder
+CORES = ("cortex-m4", "cortex-m55")
+WIDTHS = (8, 4, 2, 1)
+# export_c.py --run's measurements on QEMU's boards, in the docs folder
+CORTEX_M = tuple(f"cortex_m/{core}_{bits}bit.json" for core in CORES for bits in WIDTHS)
+MEASURED = BENCHMARKS + CORTEX_M  # the report's results that docs/ holds, not the results folder
 PATIENCE = 5  # of the early stopping replayed on the optimizers' full runs
 
 
@@ -328,6 +333,42 @@ def speed_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def cortex_m_runs(results: dict) -> dict[str, dict[int, dict]]:
+    """The Cortex-M measurements loaded, by core and weight width."""
+    found: dict[str, dict[int, dict]] = {}
+    for core in CORES:
+        for bits in WIDTHS:
+            document = results.get(f"cortex_m/{core}_{bits}bit.json")
+            if document is not None:
+                found.setdefault(core, {})[bits] = document
+    return found
+
+
+def _cortex_m_network(results: dict) -> str:
+    """The saved network the Cortex-M runs exported, as their JSON names it ("NETWORK" where they differ)."""
+    networks = {run["params"] for by_bits in cortex_m_runs(results).values() for run in by_bits.values()}
+    return networks.pop() if len(networks) == 1 else "NETWORK"
+
+
+def cortex_m_table(results: dict) -> str:
+    """Per core and width: the images that agree with JAX, instructions per image, flash and RAM (of
+    which the stack's peak)."""
+    rows = [
+        "| core (QEMU board) | weights | agree with JAX | accuracy | instructions per image | flash "
+        "| RAM (of which stack) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for core, by_bits in cortex_m_runs(results).items():
+        for bits, run in by_bits.items():
+            rows.append(
+                f"| {core} ({cell(run['machine'])}) | {bits} bit | {run['agree']:,} of {run['images']:,} | "
+                f"{percent(run['accuracy'])} | "
+                f"{run['instructions_per_image']:,.0f} | {run['flash_bytes']:,} B | {run['ram_bytes']:,} B "
+                f"({run['stack_bytes']:,} B) |"
+            )
+    return "\n".join(rows)
+
+
 def provenance_table(results: dict) -> str:
     """One row per result: the JAX and Python it ran with, its backend and device, its wall time and, of
     that, its training time."""
@@ -336,7 +377,7 @@ def provenance_table(results: dict) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, document in results.items():
-        if name in BENCHMARKS:
+        if name in MEASURED:
             continue
         environment, seconds = document["environment"], document["seconds"]
         total = seconds["total"] if isinstance(seconds, dict) else seconds
@@ -361,6 +402,7 @@ TABLES = {
     "speed": speed_table,
     "quantize": quantize_table,
     "provenance": provenance_table,
+    "cortex_m": cortex_m_table,
 }
 
 
@@ -383,6 +425,11 @@ def caption(name: str, results: dict) -> str:
         "selected": lambda: "The learning rate and epoch chosen on validation, and the test accuracy of that choice.",
         "diagnose": lambda: "Saturation and calibration of the saved networks on the test set.",
         "provenance": lambda: "Where each result was made: its software and device, and its wall time.",
+        "cortex_m": lambda: (
+            "The exported integer network bare-metal on QEMU's Cortex-M boards, on every test image: "
+            "instructions per image (QEMU counts instructions, not cycles), flash and RAM "
+            f"(python experiments/export_c.py {_cortex_m_network(results)} --bits B --target CORE --out DIR --run)."
+        ),
         "optimizers": lambda: (
             f"Every optimizer under one protocol: {_epochs(robust)} epochs, rate and epoch chosen "
             f"on mean validation accuracy over {seeds}."
