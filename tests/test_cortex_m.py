@@ -34,7 +34,7 @@ def network(idx_dir, tmp_path_factory):
 
 
 @needs_tools
-@pytest.mark.parametrize("bits", [8, 1])
+@pytest.mark.parametrize("bits", [8, 2, 1])
 @pytest.mark.parametrize("target", list(cortex_m.TARGETS))
 def test_every_image_agrees_with_jax_on_the_core_and_is_measured(
     target, bits, network, idx_dir, tmp_path, capsys, monkeypatch

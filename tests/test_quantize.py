@@ -258,3 +258,59 @@ def test_ties_go_to_the_first_largest_class_in_c_jax_and_numpy(tmp_path):
     ran = subprocess.run([tmp_path / "fmlp_mnist", "--predictions", tmp_path / "images", tmp_path / "labels"],
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert ran.stdout.splitlines()[:-1] == ["2"] * 50
+
+
+@pytest.mark.parametrize("bits", [1, 2])
+def test_bit_planes_hold_every_code_by_block_unit_and_plane(bits):
+    q = quantizers.largest_code(bits)
+    codes = np.random.default_rng(bits).integers(-q, q + 1, (45, 3)).astype(np.int8)  # a part block of 13
+    if bits == 1:
+        codes = np.where(codes >= 0, 1, -1).astype(np.int8)
+    words = c_export.bit_planes(codes, bits)
+    assert words.shape == (2, 3, bits) and words.dtype == np.dtype("<u4")
+    planes = (words[:, None, :, :] >> np.arange(32, dtype=np.uint32)[None, :, None, None]) & 1  # (2, 32, 3, P)
+    planes = planes.reshape(64, 3, bits).astype(np.int16)
+    rebuilt = 2 * planes[..., 0] - 1 if bits == 1 else planes[..., 0] - 2 * planes[..., 1]
+    np.testing.assert_array_equal(rebuilt[:45], codes)
+    assert not planes[45:].any()  # the inputs past the layer's: zero bits
+
+
+# A program that prints the int32 logits of each raw 784-byte image it reads on standard input.
+LOGITS_DRIVER = r"""
+#include <stdio.h>
+#include "fmlp.h"
+int main(void)
+{
+    uint8_t pixels[FMLP_PIXELS];
+    int32_t logits[FMLP_CLASSES];
+    int k;
+    while (fread(pixels, 1, FMLP_PIXELS, stdin) == FMLP_PIXELS) {
+        fmlp_logits(pixels, logits);
+        for (k = 0; k < FMLP_CLASSES; k++)
+            printf("%ld ", (long)logits[k]);
+        printf("\n");
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("bits", [1, 2])
+@pytest.mark.parametrize("sizes", [(784, 64, 32, 10), (784, 37, 13, 10)])
+def test_the_subset_table_kernel_gives_jaxs_logits_at_one_and_two_bits(tmp_path, bits, sizes):
+    """The kernel the Cortex-M headers ask for at 1 and 2 bits (tables of subset sums over bit planes) is
+    portable C: on this machine too it must give the JAX integer program's logits, bit for bit, with
+    layers whose widths are not multiples of 8 or 32 (a part block, units after the last eight)."""
+    architecture = mlp.Architecture(sizes)
+    network = integer.from_float(architecture, mlp.init(jax.random.key(bits), architecture), bits)
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 784), dtype=np.uint8)
+    pixels[:5] = 0
+    pixels[5:10] = 255
+    c_export.export(network, tmp_path, kernel="dsp")
+    assert "#define FMLP_SUBSET_TABLES 1" in (tmp_path / "fmlp_weights.h").read_text()
+    (tmp_path / "driver.c").write_text(LOGITS_DRIVER)
+    program = tmp_path / "logits"
+    subprocess.run([*COMPILE, str(tmp_path / "fmlp.c"), str(tmp_path / "driver.c"), "-o", str(program)], check=True)
+    ran = subprocess.run([program], input=pixels.tobytes(), capture_output=True, check=True)
+    printed = np.array([line.split() for line in ran.stdout.decode().splitlines()], np.int64)
+    np.testing.assert_array_equal(printed, np.asarray(integer.logits(integer.to_device(network), pixels)))

@@ -81,8 +81,21 @@ def interleaved(rows: np.ndarray, units: int = 4) -> np.ndarray:
     return np.concatenate([head.ravel(), rows[groups:].ravel()]).view("<u4")
 
 
-# What each kernel of fmlp.c needs from the header (8-bit weights only): the M55's MVE kernel the
-# centred biases, the M4's SMLAD kernel the rows interleaved in fours.
+def bit_planes(codes: np.ndarray, bits: int) -> np.ndarray:
+    """1- or 2-bit codes (I, O) as the words of fmlp.c's subset-table kernel: (ceil(I / 32), O, bits)
+    uint32, block k, unit u, plane p, whose bit i is plane p of the code of input 32 k + i (0 past I). At
+    1 bit the plane is 1 for +1; at 2 bits the planes are the two's complement's low and high bits
+    (c = b0 - 2 b1)."""
+    inputs, outputs = codes.shape
+    padded = np.zeros((-(-inputs // 32) * 32, outputs), np.int16)
+    padded[:inputs] = codes
+    planes = [padded > 0] if bits == 1 else [padded & 1, padded >> 1 & 1]
+    fields = np.stack(planes, axis=-1).astype(np.uint64).reshape(-1, 32, outputs, bits)
+    return np.sum(fields << np.arange(32, dtype=np.uint64)[:, None, None], axis=1).astype("<u4")
+
+
+# What each kernel of fmlp.c needs from the header: at 8 bits the M55's MVE kernel the centred biases
+# and the M4's SMLAD kernel the rows interleaved in fours; at 1 and 2 bits either the bit planes.
 KERNELS = ("portable", "dsp", "mve")
 
 
@@ -90,14 +103,10 @@ def weights_header(network: IntegerNetwork, kernel: str = "portable") -> str:
     """fmlp_weights.h: the constants and arrays fmlp.c reads, laid out for the kernel that will read
     them (KERNELS): with "mve" each layer's centred bias too (`centred_bias`), with "dsp" the codes
     interleaved by four units (`interleaved`), where the weights are 8-bit (and for "dsp" every layer's
-    inputs a multiple of 4); with either, 1-bit weights are summed through tables of subset sums
-    (FMLP_SUBSET_TABLES, every layer's inputs a multiple of 8)."""
+    inputs a multiple of 4); with either, 1- and 2-bit weights as bit planes (`bit_planes`), summed
+    through tables of subset sums (FMLP_SUBSET_TABLES)."""
     centred = kernel == "mve" and network.weight_bits == 8
-    tables = (
-        kernel != "portable"
-        and network.weight_bits == 1
-        and all(layer.codes.shape[0] % 8 == 0 for layer in network.layers)
-    )
+    tables = kernel != "portable" and network.weight_bits <= 2
     words = (
         kernel == "dsp" and network.weight_bits == 8 and all(layer.codes.shape[0] % 4 == 0 for layer in network.layers)
     )
@@ -117,18 +126,23 @@ def weights_header(network: IntegerNetwork, kernel: str = "portable") -> str:
         _array("uint8_t", "fmlp_sigmoid", network.table),
     ]
     for index, layer in enumerate(network.layers):
+        if words:
+            codes = _array("uint32_t", f"fmlp_codes{index}", interleaved(pack(layer.codes, 8)))
+        elif tables:
+            codes = _array("uint32_t", f"fmlp_codes{index}", bit_planes(layer.codes, network.weight_bits))
+        else:
+            codes = _array("uint8_t", f"fmlp_codes{index}", pack(layer.codes, network.weight_bits))
         parts += [
-            _array("uint32_t", f"fmlp_codes{index}", interleaved(pack(layer.codes, 8)))
-            if words
-            else _array("uint8_t", f"fmlp_codes{index}", pack(layer.codes, network.weight_bits)),
+            codes,
             _array("int32_t", f"fmlp_bias{index}", layer.bias),
             _array("int32_t", f"fmlp_multiplier{index}", layer.multiplier),
             _array("uint8_t", f"fmlp_shift{index}", layer.shift),
         ]
         if centred:
             parts.append(_array("int32_t", f"fmlp_centred_bias{index}", centred_bias(layer)))
+    cast = "(const uint8_t *)" if words or tables else ""  # words of codes, read by the kernel as such
     entries = [
-        f"    {{{layer.codes.shape[0]}, {layer.codes.shape[1]}, {'(const uint8_t *)' * words}fmlp_codes{i}, "
+        f"    {{{layer.codes.shape[0]}, {layer.codes.shape[1]}, {cast}fmlp_codes{i}, "
         f"fmlp_bias{i}, fmlp_multiplier{i}, "
         f"fmlp_shift{i}, {f'fmlp_centred_bias{i}' if centred else '0'}}}"
         for i, layer in enumerate(network.layers)

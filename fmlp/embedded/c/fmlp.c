@@ -17,7 +17,7 @@
 #else
 #define MVE_KERNEL 0
 #endif
-#if FMLP_WEIGHT_BITS == 1 && defined(FMLP_SUBSET_TABLES)
+#if FMLP_WEIGHT_BITS <= 2 && defined(FMLP_SUBSET_TABLES)
 #define SUBSET_KERNEL 1
 #else
 #define SUBSET_KERNEL 0
@@ -149,37 +149,196 @@ static void layer_sums(const struct fmlp_layer *l, const uint8_t *in, int32_t *s
     for (; unit < l->outputs; unit++)
         sums[unit] = l->bias[unit] + dot(in, l->codes + (long)unit * l->inputs, l->inputs);
 }
-#elif FMLP_WEIGHT_BITS == 1 && defined(FMLP_SUBSET_TABLES)
-/* 1-bit weights: with c = 2 b - 1, sum_i a_i c_i = 2 sum_{b_i = 1} a_i - sum_i a_i. The sums of every
- * subset of each four consecutive activations (16 per group) are built once per layer and shared by
- * every unit, so a unit's byte of eight codes costs two table lookups instead of eight decodes. Every
- * layer's inputs are a multiple of 8 (else the header asks for no tables). */
+#elif SUBSET_KERNEL
+/* 1- and 2-bit weights as bit planes. A unit's sum is a weighted sum of sums over subsets of the
+ * activations: at 1 bit, with c = 2 b - 1, 2 sum_{b_i = 1} a_i - sum_i a_i; at 2 bits, the two's
+ * complement c = b0 - 2 b1, sum_{b0_i = 1} a_i - 2 sum_{b1_i = 1} a_i. The sums over every subset of eight
+ * consecutive activations (a table of 256) are built once per block of 32 inputs and shared by every
+ * unit, so each byte of a plane costs one table lookup instead of eight decodes. The header
+ * (FMLP_SUBSET_TABLES) stores, per block of 32 inputs, per unit, per plane, one word whose bit i is
+ * input 32 k + i's; inputs past the layer's have zero bits and are read as zero activations. */
+#define PLANES FMLP_WEIGHT_BITS
+#define GROUPS 4 /* tables of eight inputs in a block of 32 */
+#define FLUSH 8  /* blocks between the additions of 16-bit partial sums into the int32 sums (MVE) */
+
+/* Entry m: the sum of the group's eight activations over the bits of m (at most 8 x 255). The scalar
+ * build writes two entries to a word; every kernel reads them one by one. */
+typedef union {
+    uint16_t entry[256];
+    uint32_t pair[128];
+} subset_table;
+
+#if defined(__ARM_FEATURE_MVE)
+#include <arm_mve.h>
+
+/* A unit's sum over one block, from its plane words (b0 - 2 b1 at 2 bits): for the units after the last
+ * eight. */
+static int32_t unit_block_sum(const subset_table tables[GROUPS], const uint32_t *planes)
+{
+    int32_t sum = 0;
+    int plane;
+    for (plane = 0; plane < PLANES; plane++) {
+        uint32_t word = planes[plane];
+        int32_t chosen = tables[0].entry[word & 255u] + tables[1].entry[word >> 8 & 255u] +
+                         tables[2].entry[word >> 16 & 255u] + tables[3].entry[word >> 24];
+        sum += plane == 0 ? chosen : -2 * chosen;
+    }
+    return sum;
+}
+
+/* The sums of a[0..3] over the bits of m, for m = 0..7 (lanes) and m + 8 (the second vector). */
+static void subset_vectors(const uint8_t *a, uint16x8_t *first, uint16x8_t *second)
+{
+    const uint16x8_t m = vidupq_n_u16(0, 1);
+    const uint16x8_t bit0 = vandq_u16(m, vdupq_n_u16(1)), bit1 = vshrq_n_u16(vandq_u16(m, vdupq_n_u16(2)), 1);
+    *first = vmlaq_n_u16(vmlaq_n_u16(vmulq_n_u16(bit0, a[0]), bit1, a[1]), vshrq_n_u16(m, 2), a[2]);
+    *second = vaddq_n_u16(*first, a[3]);
+}
+
+/* The block's tables from its 32 activations: entry 16 h + l of table j is high[h] + low[l], the sums
+ * over the subsets of its inputs 8 j + 4 .. 8 j + 7 and 8 j .. 8 j + 3; a row of sixteen is two vectors. */
+static void block_tables(const uint8_t *in, subset_table tables[GROUPS])
+{
+    uint16x8_t low0, low1, high0, high1;
+    uint16_t high[16];
+    int j, h;
+    for (j = 0; j < GROUPS; j++) {
+        subset_vectors(in + 8 * j, &low0, &low1);
+        subset_vectors(in + 8 * j + 4, &high0, &high1);
+        vst1q_u16(high, high0);
+        vst1q_u16(high + 8, high1);
+        for (h = 0; h < 16; h++) {
+            vst1q_u16(&tables[j].entry[16 * h], vaddq_n_u16(low0, high[h]));
+            vst1q_u16(&tables[j].entry[16 * h + 8], vaddq_n_u16(low1, high[h]));
+        }
+    }
+}
+
+/* The units the vector loop takes, eight at a time, keep a 16-bit sum per plane, added into the int32
+ * sums every FLUSH blocks: a block adds at most 4 x 2040 per plane, and 8 x 4 x 2040 < 2^16. */
+static uint16_t partial[PLANES][FMLP_WIDEST_HIDDEN > FMLP_CLASSES ? FMLP_WIDEST_HIDDEN : FMLP_CLASSES];
+
+/* Eight units at a time: their bytes j of a plane, 4 PLANES bytes apart, in one gather (offsets
+ * apart + j); their eight entries of table j in another. The units after the last eight add into
+ * the int32 sums directly. */
+static void block_sums(const subset_table tables[GROUPS], const uint32_t *words, int outputs, int32_t *sums)
+{
+    const uint16x8_t apart = vmulq_n_u16(vidupq_n_u16(0, 1), 4 * PLANES);
+    const uint16x8_t at1 = vaddq_n_u16(apart, 1), at2 = vaddq_n_u16(apart, 2), at3 = vaddq_n_u16(apart, 3);
+    const uint16_t *t0 = tables[0].entry, *t1 = tables[1].entry, *t2 = tables[2].entry, *t3 = tables[3].entry;
+    int unit = 0, plane;
+    for (; unit + 8 <= outputs; unit += 8) {
+        const uint8_t *bytes = (const uint8_t *)(words + unit * PLANES);
+        for (plane = 0; plane < PLANES; plane++, bytes += 4) {
+            uint16x8_t sum = vld1q_u16(partial[plane] + unit);
+            sum = vaddq_u16(sum, vldrhq_gather_shifted_offset_u16(t0, vldrbq_gather_offset_u16(bytes, apart)));
+            sum = vaddq_u16(sum, vldrhq_gather_shifted_offset_u16(t1, vldrbq_gather_offset_u16(bytes, at1)));
+            sum = vaddq_u16(sum, vldrhq_gather_shifted_offset_u16(t2, vldrbq_gather_offset_u16(bytes, at2)));
+            sum = vaddq_u16(sum, vldrhq_gather_shifted_offset_u16(t3, vldrbq_gather_offset_u16(bytes, at3)));
+            vst1q_u16(partial[plane] + unit, sum);
+        }
+    }
+    for (; unit < outputs; unit++)
+        sums[unit] += unit_block_sum(tables, words + unit * PLANES);
+}
+
+/* The 16-bit sums added into the int32 sums (b0 - 2 b1 at 2 bits), four units a step, and cleared. */
+static void flush_sums(int outputs, int32_t *sums)
+{
+    int unit, whole = outputs - outputs % 8;
+    for (unit = 0; unit < whole; unit += 4) {
+        int32x4_t sum = vreinterpretq_s32_u32(vldrhq_u32(partial[0] + unit));
+#if PLANES == 2
+        sum = vsubq_s32(sum, vshlq_n_s32(vreinterpretq_s32_u32(vldrhq_u32(partial[1] + unit)), 1));
+        vstrhq_u32(partial[1] + unit, vdupq_n_u32(0));
+#endif
+        vstrhq_u32(partial[0] + unit, vdupq_n_u32(0));
+        vst1q_s32(sums + unit, vaddq_s32(vld1q_s32(sums + unit), sum));
+    }
+}
+#else
+/* sums[m], m = 0..15: the sum of in[0..3] over the bits of m. */
+static void subset_sums(const uint8_t *in, uint16_t sums[16])
+{
+    int bit, m;
+    sums[0] = 0;
+    for (bit = 0; bit < 4; bit++) /* the subsets that hold in[bit]: those before them, plus in[bit] */
+        for (m = 0; m < 1 << bit; m++)
+            sums[(1 << bit) + m] = (uint16_t)(sums[m] + in[bit]);
+}
+
+/* The block's tables, as above; two entries share a 32-bit add, which no carry crosses, and a row's
+ * eight pairs stay in registers. */
+static __attribute__((noinline)) void block_tables(const uint8_t *in, subset_table tables[GROUPS])
+{
+    uint16_t low[16], high[16];
+    int j, h;
+    for (j = 0; j < GROUPS; j++) {
+        subset_sums(in + 8 * j, low);
+        subset_sums(in + 8 * j + 4, high);
+        uint32_t p0 = low[0] | (uint32_t)low[1] << 16, p1 = low[2] | (uint32_t)low[3] << 16;
+        uint32_t p2 = low[4] | (uint32_t)low[5] << 16, p3 = low[6] | (uint32_t)low[7] << 16;
+        uint32_t p4 = low[8] | (uint32_t)low[9] << 16, p5 = low[10] | (uint32_t)low[11] << 16;
+        uint32_t p6 = low[12] | (uint32_t)low[13] << 16, p7 = low[14] | (uint32_t)low[15] << 16;
+        for (h = 0; h < 16; h++) {
+            uint32_t base = high[h] * 0x10001u, *row = tables[j].pair + 8 * h;
+            row[0] = p0 + base, row[1] = p1 + base, row[2] = p2 + base, row[3] = p3 + base;
+            row[4] = p4 + base, row[5] = p5 + base, row[6] = p6 + base, row[7] = p7 + base;
+        }
+    }
+}
+
+/* Each unit's sum over the block, added to its running sum. The four tables are reached through pointers
+ * of their own, hidden from the compiler's arithmetic (an empty asm), so that a lookup is one indexed
+ * load rather than an add and a load at an offset from one shared base. */
+static __attribute__((noinline)) void block_sums(const subset_table tables[GROUPS], const uint32_t *words,
+                                                 int outputs, int32_t *sums)
+{
+    const uint16_t *t0 = tables[0].entry, *t1 = tables[1].entry, *t2 = tables[2].entry, *t3 = tables[3].entry;
+    int32_t *end = sums + outputs;
+    __asm__("" : "+r"(t1), "+r"(t2), "+r"(t3));
+    for (; sums < end; sums++, words += PLANES) {
+        uint32_t w = words[0];
+        int32_t sum = t0[w & 255u] + t1[w >> 8 & 255u] + t2[w >> 16 & 255u] + t3[w >> 24];
+#if PLANES == 2
+        w = words[1];
+        sum -= 2 * (t0[w & 255u] + t1[w >> 8 & 255u] + t2[w >> 16 & 255u] + t3[w >> 24]);
+#endif
+        *sums += sum;
+    }
+}
+
+/* Nothing to add: the scalar loop adds into the int32 sums directly. */
+static void flush_sums(int outputs, int32_t *sums)
+{
+    (void)outputs, (void)sums;
+}
+#endif
+
 static void layer_sums(const struct fmlp_layer *l, const uint8_t *in, int32_t *sums)
 {
-    static uint16_t subsets[(FMLP_PIXELS > FMLP_WIDEST_HIDDEN ? FMLP_PIXELS : FMLP_WIDEST_HIDDEN) * 4];
+    static subset_table tables[GROUPS];
+    const uint32_t *words = (const uint32_t *)l->codes;
+    uint8_t tail[32]; /* the last block's activations, zero past the layer's inputs */
     int32_t total = 0;
-    int i, m, unit, row_bytes = l->inputs / 8;
-    for (i = 0; i < l->inputs; i += 4) {
-        uint16_t *t = subsets + i * 4;
-        t[0] = 0;
-        for (m = 1; m < 16; m++) /* the subset m: m without its lowest bit, and that bit's activation */
-            t[m] = (uint16_t)(t[m & (m - 1)] + in[i + __builtin_ctz((unsigned)m)]);
-        total += t[15];
-    }
-    for (unit = 0; unit < l->outputs; unit++) {
-        const uint8_t *row = l->codes + (long)unit * row_bytes;
-        const uint16_t *t = subsets;
-        int32_t chosen = 0;
-        for (i = 0; i + 4 <= row_bytes; i += 4, t += 128) { /* four bytes of codes, 32 inputs, a step */
-            uint32_t v;
-            __builtin_memcpy(&v, row + i, 4);
-            chosen += t[v & 15u] + t[16 + (v >> 4 & 15u)] + t[32 + (v >> 8 & 15u)] + t[48 + (v >> 12 & 15u)] +
-                      t[64 + (v >> 16 & 15u)] + t[80 + (v >> 20 & 15u)] + t[96 + (v >> 24 & 15u)] + t[112 + (v >> 28)];
+    int unit, block, first, i;
+    for (unit = 0; unit < l->outputs; unit++)
+        sums[unit] = 0;
+    for (block = 0, first = 0; first < l->inputs; block++, first += 32, words += l->outputs * PLANES) {
+        const uint8_t *activations = in + first;
+        if (l->inputs - first < 32) {
+            for (i = 0; i < 32; i++)
+                tail[i] = first + i < l->inputs ? in[first + i] : 0;
+            activations = tail;
         }
-        for (; i < row_bytes; i++, t += 32)
-            chosen += t[row[i] & 15u] + t[16 + (row[i] >> 4)];
-        sums[unit] = l->bias[unit] + 2 * chosen - total;
+        block_tables(activations, tables);
+        total += tables[0].entry[255] + tables[1].entry[255] + tables[2].entry[255] + tables[3].entry[255];
+        block_sums(tables, words, l->outputs, sums);
+        if (block % FLUSH == FLUSH - 1 || first + 32 >= l->inputs)
+            flush_sums(l->outputs, sums);
     }
+    for (unit = 0; unit < l->outputs; unit++)
+        sums[unit] = l->bias[unit] + (PLANES == 1 ? 2 * sums[unit] - total : sums[unit]);
 }
 #else
 static void layer_sums(const struct fmlp_layer *l, const uint8_t *in, int32_t *sums)
