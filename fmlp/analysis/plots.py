@@ -27,6 +27,9 @@ def _style(axes: Axes, title: str | None, ylabel: str) -> None:
     if title:
         axes.set_title(title)
     axes.set_xlabel("epoch")
+    # whole epochs only: a run of a few epochs would otherwise get ticks at 1.25, 1.5, ... (the steps are
+    # matplotlib's default ones, so longer runs keep their ticks)
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     axes.set_ylabel(ylabel)
     axes.grid(True, alpha=0.3, which="both")
 
