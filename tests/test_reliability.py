@@ -120,9 +120,10 @@ def test_the_lock_dies_with_its_process(tmp_path):
 
 
 # 3. "Your epochs are saved" when none were; a folder root cannot write passed the writability check.
-def test_writability_is_tried_by_writing():
+def test_writability_is_tried_by_writing(tmp_path):
     assert flags.can_create_folder(Path("/proc/fmlp")) is not None  # os.access says yes to root here
-    assert flags.can_create_folder(Path("/tmp/fmlp-new/sub")) is None and not Path("/tmp/fmlp-new").exists()
+    new = tmp_path / "fmlp-new"
+    assert flags.can_create_folder(new / "sub") is None and not new.exists() and not any(tmp_path.iterdir())
 
 
 def test_a_full_disk_says_the_epochs_are_lost_when_no_checkpoint_could_be_written(
