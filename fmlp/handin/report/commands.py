@@ -104,9 +104,8 @@ def handin_words(sweep: dict, authors: list[str], present: list[str]) -> list[st
     (`flags.add_sweep_design_flags`), its results folder unless it is the default, and the report's own."""
     parser = argparse.ArgumentParser()
     flags.add_sweep_design_flags(parser)
-    taken = {option for action in parser._actions for option in action.option_strings}
     experiment = from_config(sweep["config"])
-    words = [word for word in flags.command_words(experiment)[2:] if word.split(" ", 1)[0] in taken]
+    words = [word for word in flags.command_words(experiment)[2:] if not parser.parse_known_args(shlex.split(word))[1]]
     if experiment.outputs.folder != defaults("lr_sweep").outputs.folder:
         words.append(f"--results {shlex.quote(str(experiment.outputs.folder))}")
     words += author_words(authors)
