@@ -168,6 +168,12 @@ typedef union {
     uint32_t pair[128];
 } subset_table;
 
+/* The sum a plane word chooses: one entry of each of the block's four tables (t_j, table j's entries). */
+static int32_t chosen(const uint16_t *t0, const uint16_t *t1, const uint16_t *t2, const uint16_t *t3, uint32_t word)
+{
+    return t0[word & 255u] + t1[word >> 8 & 255u] + t2[word >> 16 & 255u] + t3[word >> 24];
+}
+
 #if defined(__ARM_FEATURE_MVE)
 #include <arm_mve.h>
 
@@ -175,15 +181,12 @@ typedef union {
  * eight. */
 static int32_t unit_block_sum(const subset_table tables[GROUPS], const uint32_t *planes)
 {
-    int32_t sum = 0;
-    int plane;
-    for (plane = 0; plane < PLANES; plane++) {
-        uint32_t word = planes[plane];
-        int32_t chosen = tables[0].entry[word & 255u] + tables[1].entry[word >> 8 & 255u] +
-                         tables[2].entry[word >> 16 & 255u] + tables[3].entry[word >> 24];
-        sum += plane == 0 ? chosen : -2 * chosen;
-    }
-    return sum;
+    const uint16_t *t0 = tables[0].entry, *t1 = tables[1].entry, *t2 = tables[2].entry, *t3 = tables[3].entry;
+#if PLANES == 1
+    return chosen(t0, t1, t2, t3, planes[0]);
+#else
+    return chosen(t0, t1, t2, t3, planes[0]) - 2 * chosen(t0, t1, t2, t3, planes[1]);
+#endif
 }
 
 /* The sums of a[0..3] over the bits of m, for m = 0..7 (lanes) and m + 8 (the second vector). */
@@ -298,13 +301,11 @@ static __attribute__((noinline)) void block_sums(const subset_table tables[GROUP
     int32_t *end = sums + outputs;
     __asm__("" : "+r"(t1), "+r"(t2), "+r"(t3));
     for (; sums < end; sums++, words += PLANES) {
-        uint32_t w = words[0];
-        int32_t sum = t0[w & 255u] + t1[w >> 8 & 255u] + t2[w >> 16 & 255u] + t3[w >> 24];
-#if PLANES == 2
-        w = words[1];
-        sum -= 2 * (t0[w & 255u] + t1[w >> 8 & 255u] + t2[w >> 16 & 255u] + t3[w >> 24]);
+#if PLANES == 1
+        *sums += chosen(t0, t1, t2, t3, words[0]);
+#else
+        *sums += chosen(t0, t1, t2, t3, words[0]) - 2 * chosen(t0, t1, t2, t3, words[1]);
 #endif
-        *sums += sum;
     }
 }
 

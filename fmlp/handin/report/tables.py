@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 from fmlp import description
 from fmlp.analysis.stats import early_stopped, epochs_to_reach, half_width, select, summarize, summary
+from fmlp.embedded import cortex_m
 
 OPTIMIZERS = tuple(name for name in description.OPTIMIZERS if name != "sgd")  # beside plain SGD, in the appendix
 BENCHMARKS = ("benchmark_cpu.json", "benchmark_gpu.json")  # in the docs folder
-CORES = ("cortex-m4", "cortex-m55")
-WIDTHS = (8, 4, 2, 1)
+CORES = tuple(cortex_m.TARGETS)
+WIDTHS = tuple(reversed(description.WEIGHT_BITS))  # widest first, as the tables list them
 # export_c.py --run's measurements on QEMU's boards, in the docs folder
 CORTEX_M = tuple(f"cortex_m/{core}_{bits}bit.json" for core in CORES for bits in WIDTHS)
 MEASURED = BENCHMARKS + CORTEX_M  # the report's results that docs/ holds, not the results folder
