@@ -1,6 +1,10 @@
 """The documents of docs/ as Jinja2 templates over the results, and the lint that keeps literal numbers
 out of their prose.
 
+The documents are rendered in Jinja's immutable sandbox: a document given to the report (a docs/ folder
+from elsewhere) reaches only the names passed in, never Python's internals, modules or the shell, and
+changes nothing it is given.
+
 A document quotes a result as an expression, `{{ final(b).test_accuracy | percent }}`, and chooses a
 claim that depends on the run with `{% if turns_up(b) %}...{% else %}...{% endif %}`, each branch a
 sentence that is true when it is chosen. The names a template sees are the loaded results (`context`),
@@ -17,16 +21,19 @@ import re
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 
 from fmlp.handin.report import formats, measures
 
-ENVIRONMENT = jinja2.Environment(
+ENVIRONMENT = jinja2.sandbox.ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
 )
+ENVIRONMENT.globals.clear()  # none of Jinja's own (cycler, joiner, ...): the documents see only what is given
 ENVIRONMENT.filters.update(formats.FILTERS)
 ENVIRONMENT.globals.update(
-    {name: value for name, value in vars(measures).items() if callable(value) and not name.startswith("_")}
-)
+    {name: value for name, value in vars(measures).items()
+     if callable(value) and not name.startswith("_") and getattr(value, "__module__", None) == measures.__name__}
+)  # fmt: skip
 ENVIRONMENT.globals.update(
     {"UNIFORM_LOSS": measures.UNIFORM_LOSS, "TAIL": measures.TAIL, "RISE": measures.RISE, "CLOSE": measures.CLOSE}
 )
@@ -43,6 +50,8 @@ def render(text: str, name: str, context: dict) -> str:
         return unlisted(ENVIRONMENT.from_string(text).render(context))
     except jinja2.TemplateSyntaxError as error:
         raise ValueError(f"{name}:{error.lineno}: {error.message}") from error
+    except jinja2.sandbox.SecurityError as error:
+        raise ValueError(f"{name}:{_template_line(error)}: refused by the template sandbox: {error}") from error
     except (jinja2.UndefinedError, LookupError, TypeError, ValueError, ZeroDivisionError) as error:
         raise ValueError(f"{name}:{_template_line(error)}: {type(error).__name__}: {error}") from error
 
