@@ -3,6 +3,7 @@ pypdf; no number written into the prose; commands rebuilt from recorded flags; b
 
 import argparse
 import json
+import math
 import shlex
 import shutil
 from pathlib import Path
@@ -272,6 +273,15 @@ def test_a_name_the_font_cannot_draw_exits_2_naming_it_and_font_draws_it(results
         (lambda d: {k: v for k, v in d.items() if k != "config"}, "config is NoneType"),
         (lambda d: d | {"runs": [d["runs"][0] | {"epochs": [d["runs"][0]["epochs"][0] | {"test_accuracy": "0.9"}]}]},
          "runs[0].epochs[0].test_accuracy is str"),
+        # 13. Hand-edited NaN, Infinity or 750% accuracies were accepted and conclusions drawn from them.
+        (lambda d: d | {"runs": [d["runs"][0] | {"epochs": [d["runs"][0]["epochs"][0] | {"test_accuracy": 7.5}]}]},
+         "runs[0].epochs[0].test_accuracy is 7.5, which no run records"),
+        (lambda d: d | {"runs": [d["runs"][0] | {"epochs": [d["runs"][0]["epochs"][0] | {"test_loss": math.nan}]}]},
+         "runs[0].epochs[0].test_loss is nan, which no run records"),
+        (lambda d: d | {"runs": [d["runs"][0] | {"epochs": [d["runs"][0]["epochs"][0] | {"train_loss": math.inf}]}]},
+         "runs[0].epochs[0].train_loss is inf, which no run records"),
+        # 13. A malformed result surfaced as "docs/results.md:LINE: IndexError", blaming the document.
+        (lambda d: d | {"runs": [d["runs"][0] | {"epochs": []}]}, "runs[0] has no measured epoch"),
     ],
 )  # fmt: skip
 def test_a_tampered_results_file_is_named_with_its_problem(results, tmp_path, capsys, change, problem):
@@ -287,3 +297,91 @@ def test_a_value_that_is_not_a_finite_number_prints_as_a_dash():
     from fmlp.handin.report.tables import percent
 
     assert [percent(v) for v in (0.98421, None, float("nan"), float("inf"))] == ["98.42%", "–", "–", "–"]
+
+
+# The second probe (issue of names and documents that ran code), numbered as it numbered them.
+HOSTILE_NAMES = ["A <!-- requires: this -->", "<!-- not in the report -->", "[TA](x)", "{{ 7 * 7 }}",
+                 "```source fmlp.nn.layers.dense_forward```"]  # fmt: skip
+
+
+def test_names_are_text_and_a_results_folder_with_spaces_keeps_its_figures(results, tmp_path, capsys):
+    """4. A name was read as Markdown, template and directive (it imported a module, deleted How to reproduce,
+    printed a function's source); 5. a results path with a space lost every figure."""
+    spaced = tmp_path / "my results [x] (1)"
+    shutil.copytree(results, spaced)
+    out = tmp_path / "r.pdf"
+    authors = ["--authors", ", ".join(HOSTILE_NAMES)]
+    assert run_script(REPORT, "--results", str(spaced), "--out", str(out), *authors, "--title", "{{ 6 * 7 }}") == 0
+    assert "Beautiful is better than ugly" not in capsys.readouterr().out  # the module `this` never ran
+    text = text_of(out)
+    assert "How to reproduce" in text and "Where each result was made" in text
+    command = text[text.index("experiments/handin.py"):]
+    for name in HOSTILE_NAMES:
+        assert name.replace("`", "")[:12] in command.replace("`", ""), name
+    cover = PdfReader(out).pages[0].extract_text()
+    assert "{{ 6 * 7 }}" in cover and "42" not in cover
+    assert "def dense_forward" not in command
+    images = sum(len(page.images) for page in PdfReader(out).pages)
+    assert images >= len(FIGURES)  # every figure, found through the folder's spaces and brackets
+
+
+def test_a_document_cannot_reach_python_internals(results, tmp_path, capsys):
+    """3. A docs/ template ran shell commands while the report built."""
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    proof = tmp_path / "ran"
+    derivation = (docs / "derivation.md").read_text().splitlines(keepends=True)
+    derivation.insert(2, f"{{{{ cycler.__init__.__globals__.os.popen('id > {proof}').read() }}}}\n")
+    (docs / "derivation.md").write_text("".join(derivation))
+    out = tmp_path / "r.pdf"
+    assert run_script(REPORT, "--results", str(results), "--docs", str(docs), "--out", str(out), *AUTHORS) == 1
+    assert "docs/derivation.md:3" in capsys.readouterr().err
+    assert not proof.exists() and not out.exists()
+    with pytest.raises(ValueError, match="sandbox"):
+        prose.render("{{ final.__globals__ }}", "docs/x.md", {})
+    with pytest.raises(ValueError, match="sandbox"):
+        prose.render("{{ runs.append(1) }}", "docs/x.md", {"runs": []})
+
+
+@pytest.mark.parametrize("image", ["not a png", "bomb"])
+def test_a_results_png_that_is_no_image_or_declares_a_huge_one_is_one_line(results, tmp_path, capsys, image):
+    """12. PIL's UnidentifiedImageError and DecompressionBombError were tracebacks."""
+    tampered = tmp_path / "tampered"
+    shutil.copytree(results, tampered)
+    target = tampered / "baseline_loss.png"
+    if image == "bomb":  # a PNG header that declares 30000 x 30000 pixels
+        header = bytearray(target.read_bytes()[:33])
+        header[16:24] = (30000).to_bytes(4, "big") * 2
+        target.write_bytes(bytes(header))
+    else:
+        target.write_text("not a png")
+    assert run_script(REPORT, "--results", str(tampered), "--out", str(tmp_path / "r.pdf"), *AUTHORS) == 1
+    message = capsys.readouterr().err
+    assert f"{target}: " in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize(
+    "flag, value, problem",
+    [
+        ("--authors", "A" * 61, "at most 60"),  # 13. refused only at layout, after the training
+        ("--title", "  ", "an empty title"),  # 13. a cover without a title
+        ("--authors", "Ada\x1b[31m", "control characters ('\\x1b')"),  # 13. echoed raw
+        ("--authors", "שרה כהן", "right-to-left"),  # 8. drawn reversed and unjoined
+    ],
+)
+def test_a_name_or_title_that_cannot_be_printed_is_refused_before_any_work(tmp_path, capsys, flag, value, problem):
+    values = {"--authors": "Ada", "--title": "T"} | {flag: value}
+    arguments = [f"{name}={text}" for name, text in values.items()]
+    assert run_script(REPORT, *arguments, "--out", str(tmp_path / "r.pdf")) == 2
+    message = capsys.readouterr().err
+    assert f"argument {flag}" in message and problem in message and "\x1b" not in message
+
+
+def test_present_lists_each_exercise_once_and_a_name_the_monospace_font_lacks_still_prints(results, tmp_path):
+    """13. --present reading,reading listed 2.1 twice; 8. DejaVu Sans Mono lacks ễ: "Nguyn" in the command."""
+    out = tmp_path / "r.pdf"
+    flags = ["--results", str(results), "--out", str(out), "--authors", "Nguyễn Văn An", "--present", "reading,reading"]
+    assert run_script(REPORT, *flags) == 0
+    text = text_of(out)
+    assert text.count("Nguyễn Văn An") >= 2  # on the cover and in the command
+    assert "--present reading" in text and "reading,reading" not in text

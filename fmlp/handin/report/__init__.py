@@ -69,6 +69,7 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
                          "(write each as an expression, or declare a constant of the method):\n"
                          + "\n".join(literal))  # fmt: skip
     results = content.load_results(results_dir, docs_dir)
+    lines = commands.commands(results, authors, present)
     context = content.template_context(results)
     review, derivation, discussion = (
         prose.render(content.kept_sections((docs_dir / name).read_text(), results), f"docs/{name}", context)
@@ -86,9 +87,10 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
         "# Appendix\n\n"
         + content.demote(appendix, 1)
         + "\n\n## How to reproduce\n\n"
-        + commands.reproduce_text(results, authors, present),
+        + commands.reproduce_text(len(lines)),
     ]
-    return Draft(content.assemble(PART.join(parts), results, results_dir).split(PART))
+    assembled = content.assemble(PART.join(parts), results, results_dir)
+    return Draft(commands.with_commands(assembled, lines).split(PART))
 
 
 def lay_out(

@@ -4,6 +4,7 @@ differs from the script's default, quoted for the shell and continued with a
 backslash where a line would be too long, so that each can be pasted as it is printed."""
 
 import argparse
+import re
 import shlex
 from pathlib import Path
 
@@ -122,14 +123,32 @@ HANDIN_RUNS = (
 )
 
 
-def reproduce_text(results: dict, authors: list[str], present: list[str]) -> str:
-    """The appendix: each command in a block of its own, in the order they run, then the table of the
-    software, device and wall times each result came from."""
+PLACEHOLDER = re.compile(r"^```\n@command (\d+)\n```$", re.MULTILINE)
+
+
+def reproduce_text(count: int) -> str:
+    """The appendix: `count` commands, each a block of its own that holds only a placeholder, then the table
+    of the software, device and wall times each result came from. The commands themselves, which carry
+    the user's words (names, folders), go in with `with_commands` once every pass over the Markdown is
+    done, so that no marker, link or template in them is ever read as one."""
     lines = [
         "Every figure and number in this report comes from these commands, run one after another from "
         "the project's root after `pip install -e .` (or `conda env create -f environment.yml`). " + HANDIN_RUNS,
         "",
     ]
-    for command in commands(results, authors, present):
-        lines += ["```", command, "```", ""]
+    for number in range(count):
+        lines += ["```", f"@command {number}", "```", ""]
     return "\n".join([*lines, "<!-- table: provenance -->", ""])
+
+
+def fenced(text: str) -> str:
+    """text as a fenced code block whose fence is longer than any run of backticks in it: Markdown reads
+    nothing inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def with_commands(markdown: str, lines: list[str]) -> str:
+    """The Markdown with each placeholder block of `reproduce_text` holding its command of `lines`."""
+    return PLACEHOLDER.sub(lambda match: fenced(lines[int(match.group(1))]), markdown)

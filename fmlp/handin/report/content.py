@@ -21,8 +21,10 @@ them).
 import importlib
 import inspect
 import json
+import math
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from fmlp.analysis.stats import select
 from fmlp.data import MEAN, STD
@@ -180,7 +182,8 @@ def assemble(text: str, results: dict, results_dir: Path) -> str:
     text = numbered(kept_sections(text, results), results)
     text = TABLE_MARKER.sub(lambda match: TABLES[match.group(1)](results) + "\n", text)
     text = plain_links(with_sources(text))
-    return text.replace("](../figures/", f"]({results_dir.resolve().as_posix()}/")
+    # Percent-encoded, so that a folder's spaces or brackets stay part of the image's path (layout decodes it).
+    return text.replace("](../figures/", f"]({quote(results_dir.resolve().as_posix())}/")
 
 
 def without_title(text: str) -> str:
@@ -372,3 +375,17 @@ def check_result(path: Path, document: dict) -> None:
             _expect(path, f"{where}.epochs[{number}]", epoch, (dict,), "an object")
             for field in EPOCH_FIELDS:
                 _expect(path, f"{where}.epochs[{number}].{field}", epoch.get(field), NUMBER_OR_NONE, "a number or null")
+                _check_value(path, f"{where}.epochs[{number}].{field}", epoch[field])
+        if not run["epochs"] or run["epochs"][0]["test_loss"] is None and not run.get("diverged_at_epoch"):
+            raise ValueError(f"{path}: {where} has no measured epoch and did not diverge: no run to report")
+
+
+def _check_value(path: Path, where: str, value: float | None) -> None:
+    """Refuses a recorded loss or accuracy that no run can give: not finite, a negative loss, an
+    accuracy outside [0, 1] (NaN, Infinity and 7.5 parse as JSON numbers)."""
+    if value is None:
+        return
+    low, high = (0.0, 1.0) if where.endswith("accuracy") else (0.0, math.inf)
+    if not (math.isfinite(value) and low <= value <= high):
+        bounds = "in [0, 1]" if high == 1.0 else "finite and not negative"
+        raise ValueError(f"{path}: {where} is {value!r}, which no run records (expected a number {bounds})")

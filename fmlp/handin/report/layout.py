@@ -11,6 +11,7 @@ outline; ```math blocks are typeset equations; a code block's lines are never br
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 import matplotlib
 from fpdf import FPDF, TextStyle
@@ -26,6 +27,7 @@ BODY_SIZE = 10
 HEADING_SIZES = {"h1": 17, "h2": 14, "h3": 12, "h4": 11}
 KEEP_WITH_HEADING_MM = 45  # a heading needs this much room below it, or it moves to the next page
 FIGURE_MAX_HEIGHT_MM = 170
+FIGURE_MAX_PIXELS = 40_000_000  # far above any figure the scripts draw, far below a decompression bomb
 CODE_SIZES = (8.5, 8.0, 7.5, 7.0, 6.5, 6.0)  # a code block takes the largest size at which its longest line fits
 MM_PER_POINT = 25.4 / 72
 
@@ -77,7 +79,8 @@ def new_pdf(title: str, author: str, extra_font: Path | None = None, twin: bool 
         pdf.add_font(family, style, str(path))
     if extra_font is not None:
         pdf.add_font("Extra", "", str(extra_font))
-        pdf.set_fallback_fonts(["Extra"], exact_match=False)
+    # DejaVu Sans draws what the monospaced font lacks (a name's ễ in a command), the extra font the rest.
+    pdf.set_fallback_fonts([FONT] + ["Extra"] * (extra_font is not None), exact_match=False)
     pdf.set_title(title)
     pdf.set_author(author)
     pdf.set_creator("fmlp experiments/report.py")
@@ -139,10 +142,17 @@ def _html(pdf: FPDF, html: str) -> None:
 
 def figure_size(pdf: FPDF, path: Path) -> tuple[float, float]:
     """(width, height) in mm of an image at the size it was drawn (its pixels over its dpi), made smaller
-    only to fit the text width and FIGURE_MAX_HEIGHT_MM."""
-    with Image.open(path) as image:
-        pixels_wide, pixels_high = image.size
-        dpi = image.info.get("dpi", (72, 72))[0] or 72
+    only to fit the text width and FIGURE_MAX_HEIGHT_MM. ValueError naming the file when it is not an
+    image, or declares more than FIGURE_MAX_PIXELS."""
+    try:
+        with Image.open(path) as image:
+            pixels_wide, pixels_high = image.size
+            dpi = image.info.get("dpi", (72, 72))[0] or 72
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{path}: not an image the report can print ({error})") from None
+    if pixels_wide * pixels_high > FIGURE_MAX_PIXELS:
+        raise ValueError(f"{path}: declares {pixels_wide} x {pixels_high} pixels, more than a figure of the report "
+                         f"has ({FIGURE_MAX_PIXELS:,}); draw it again with its command")  # fmt: skip
     width = min(pdf.epw, pixels_wide / dpi * 25.4)
     height = width * pixels_high / pixels_wide
     if height > FIGURE_MAX_HEIGHT_MM:
@@ -330,7 +340,7 @@ def _block(pdf: FPDF, md: MarkdownIt, tokens: list[Token], index: int, base: Pat
         _heading(pdf, token.tag, tokens[index + 1].content)
     elif token.type == "paragraph_open" and (images := _images_only(tokens[index + 1])) is not None:
         for image in images:
-            figure(pdf, (base / image.attrs["src"]).resolve(), image.content)
+            figure(pdf, (base / unquote(image.attrs["src"])).resolve(), image.content)
     elif token.type == "paragraph_open" and (caption := _caption_of_table(tokens, index)) is not None:
         table_end = _block_end(tokens, end)
         _table(pdf, tokens[end:table_end], caption)
