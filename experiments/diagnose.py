@@ -19,10 +19,11 @@ def write_set(out: Path, figures: dict, document: dict) -> None:
     run's other figures go, and the JSON comes last (its presence means the set is whole); a signal
     during these renames ends the script only after them."""
     from fmlp.analysis import plots
-    from fmlp.files import temporary_folder
+    from fmlp.files import remove_stale_temporaries, temporary_folder
     from fmlp.run import metrics_json
 
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # a killed diagnosis's staging folder
     with temporary_folder(".diagnose.", beside=out) as staged:
         for file_name, figure in figures.items():
             plots.save_png(figure, staged / file_name)

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from fmlp.children import end_with_parent
 from fmlp.description import Experiment
 from fmlp.handin import report_flags, sheet
-from fmlp.run import flags
+from fmlp.run import flags, interrupts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,28 +49,35 @@ def design_of(args: argparse.Namespace) -> Experiment:
 
 
 RUNNING: list[subprocess.Popen] = []  # the steps' processes still running, for SIGTERM to reach them all
+INTERRUPTED = "interrupted; what finished is kept: run the same command again to go on"
+
+
+def on_signal(signum: int, frame) -> None:
+    """Ctrl-C or SIGTERM. While steps run, the signal is theirs: Ctrl-C reaches them through the terminal's
+    process group, SIGTERM is passed on, and each ends keeping what it finished (`check` says so). Between
+    steps (loading, writing the bundle) this process ends at once, with one line and its temporary files
+    removed."""
+    if not RUNNING:
+        interrupts.abort_or_defer(signum, INTERRUPTED)
+    if signum == signal.SIGTERM:
+        for process in RUNNING:
+            process.send_signal(signal.SIGTERM)
 
 
 def start(command: list[str], output: IO[bytes] | None = None) -> subprocess.Popen:
     """Starts one step's script; `output` takes what it prints (a step that runs beside another), else
-    this process's terminal. Ctrl-C reaches it too (same process group); SIGTERM to this process is passed
-    on to it."""
-    process = subprocess.Popen([sys.executable, *command], stdout=output,
-                               stderr=subprocess.STDOUT if output else None)  # fmt: skip
+    this process's terminal."""
+    process = subprocess.Popen([sys.executable, *command], stdout=output, stderr=subprocess.STDOUT if output else None,
+                               preexec_fn=end_with_parent)  # a step never outlives the hand-in, even a kill -9
     RUNNING.append(process)
-    signal.signal(signal.SIGTERM, lambda signum, frame: [p.send_signal(signal.SIGTERM) for p in RUNNING])
     return process
 
 
 def wait(process: subprocess.Popen) -> int:
-    """The process's exit status, waited for through Ctrl-C: the script keeps what it finished first."""
-    while True:
-        try:
-            status = process.wait()
-            RUNNING.remove(process)
-            return status
-        except KeyboardInterrupt:
-            continue
+    """The process's exit status, once it has ended."""
+    status = process.wait()
+    RUNNING.remove(process)
+    return status
 
 
 def check(name: str, command: list[str], status: int) -> None:
@@ -158,14 +166,38 @@ def main() -> None:
                      "the baseline")  # fmt: skip
         print(f"baseline: written from the sweep's lr {pipeline.BASELINE_RATE:g} lane", flush=True)
 
-    pdf = args.results / "report.pdf"
-    report = [str(ROOT / "experiments" / "report.py"), "--results", str(args.results), "--out", str(pdf)]
-    report += ["--authors", ", ".join(args.authors), "--present", ",".join(args.present), "--title", args.title]
-    report += ["--font", str(args.font)] if args.font else []
-    run("report", report)
-    count = pipeline.bundle(args.results / "handin.zip", pdf, args.results)
-    print(f"wrote {args.results / 'handin.zip'} ({count} files) in {time.perf_counter() - started:.1f} s in all")
+    count = write_pair(args, pipeline)
+    print(f"wrote {args.results / 'report.pdf'} and {args.results / 'handin.zip'} ({count} files) in "
+          f"{time.perf_counter() - started:.1f} s in all")  # fmt: skip
+
+
+def write_pair(args: argparse.Namespace, pipeline) -> int:
+    """Builds the PDF and the zip into a staging folder beside them, then renames both into place, so that
+    the pair is always of one build: a failure (a full disk) is one line, and the previous pair stays as
+    it was. Returns the zip's file count."""
+    from fmlp.files import remove_stale_temporaries, temporary_folder
+
+    remove_stale_temporaries(args.results)  # what a killed hand-in left
+    try:
+        with temporary_folder(".handin", beside=args.results) as staged:
+            pdf, bundle = staged / "report.pdf", staged / "handin.zip"
+            # Each value joined to its flag, so that one starting with "-" is still the flag's value.
+            report = [str(ROOT / "experiments" / "report.py"), f"--results={args.results}", f"--out={pdf}",
+                      f"--authors={', '.join(args.authors)}", f"--present={','.join(args.present)}",
+                      f"--title={args.title}"]  # fmt: skip
+            report += [f"--font={args.font}"] if args.font else []
+            run("report", report)
+            count = pipeline.bundle(bundle, pdf, args.results)
+            with interrupts.whole("interrupted after report.pdf and handin.zip were both replaced"):
+                pdf.replace(args.results / "report.pdf")
+                bundle.replace(args.results / "handin.zip")
+    except OSError as error:
+        sys.exit(f"error: cannot write the hand-in into {args.results} ({error.strerror or error}); report.pdf "
+                 "and handin.zip are as they were")  # fmt: skip
+    return count
 
 
 if __name__ == "__main__":
+    for number in interrupts.SIGNALS:
+        signal.signal(number, on_signal)
     main()

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def build(args: argparse.Namespace, out: Path) -> None:
     """Lays out the report from args.results and args.docs and writes it to out; exits 1 naming what is
     missing or unreadable, a number written into the prose, or an expression that fails."""
-    from fmlp.files import atomic_path
+    from fmlp.files import atomic_path, remove_stale_temporaries
     from fmlp.handin import report  # imported only now: fpdf2 and markdown-it load in about a second
 
     for document in report.DOCUMENTS:
@@ -34,8 +34,12 @@ def build(args: argparse.Namespace, out: Path) -> None:
     except ValueError as error:  # a line of code too long for the page, or an equation that cannot be typeset
         sys.exit(f"error: {error}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as temp_path:
-        pdf.output(str(temp_path))
+    remove_stale_temporaries(out.parent)  # what a killed build left
+    try:
+        with atomic_path(out) as temp_path:
+            pdf.output(str(temp_path))
+    except OSError as error:  # a full disk, say
+        sys.exit(f"error: cannot write {out} ({error.strerror or error}); nothing written, the previous PDF kept")
     print(f"wrote {out} ({pdf.page_no()} pages)", end="")
 
 

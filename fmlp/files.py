@@ -61,13 +61,16 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Removes the temporary files of `atomic_path` in folder whose process is dead (a kill -9 mid-write
-    leaves them), and returns them; a live process's are kept."""
+    """Removes the temporary files of `atomic_path` and folders of `temporary_folder` in folder whose
+    process is dead (a kill -9 mid-write leaves them), and returns them; a live process's are kept."""
     stale = []
     for path in folder.glob(".*.tmp") if folder.is_dir() else ():
         pid = path.name.rsplit(".", 3)[-3] if path.name.count(".") >= 4 else ""
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             stale.append(path)
     return stale
 
@@ -95,6 +98,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 @contextlib.contextmanager
 def temporary_folder(prefix: str, beside: Path | None = None) -> Iterator[Path]:
     """A fresh temporary folder (in `beside`, so that its files rename into place there; else the
-    system's), removed afterwards, also by an abort."""
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=beside) as name, pending(Path(name)) as path:
+    system's), removed afterwards, also by an abort; named PREFIX.PID.XXXX.tmp, so that
+    `remove_stale_temporaries` removes one that a kill -9 left."""
+    folder = tempfile.TemporaryDirectory(prefix=f"{prefix.rstrip('.')}.{os.getpid()}.", suffix=".tmp", dir=beside)
+    with folder as name, pending(Path(name)) as path:
         yield path
+
+
+def copy_whole(source: Path, target: Path) -> Path:
+    """source copied to target through a temporary file and a rename: whole, and a link at target is
+    replaced, never written through. Returns target."""
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
+    return target
+
+
+def write_whole(target: Path, content: str | bytes) -> Path:
+    """content written to target as `copy_whole` writes: whole, never through a link. Returns target."""
+    with atomic_path(target) as temporary:
+        (temporary.write_bytes if isinstance(content, bytes) else temporary.write_text)(content)
+    return target
+
+
+def unlink_link(path: Path) -> None:
+    """Removes a symbolic link at path (not what it points to), so that a program writing path (a
+    compiler's -o) makes a new file there instead of writing through the link."""
+    if path.is_symlink():
+        path.unlink()

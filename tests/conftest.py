@@ -1,6 +1,7 @@
 """Shared test helpers."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -9,6 +10,10 @@ import pytest
 from fmlp import data
 from fmlp.nn import mlp
 from fmlp.run import experiment
+
+from .test_experiments import run_script
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 # Before the first compilation: the tests keep their compiled programs where the scripts keep theirs,
 # and share them between the workers and with the next run of the suite.
@@ -61,3 +66,20 @@ def idx_dir(tmp_path_factory) -> Path:
     for field, name in data.IDX_FILES.items():
         data.write_idx(directory / name, arrays[field])
     return directory
+
+
+class Ran(NamedTuple):
+    returncode: int
+    stderr: str
+
+
+@pytest.fixture
+def script(capsys):
+    """Runs experiments/NAME in this process (`run_script`): its exit code and what it wrote to stderr."""
+
+    def run(name: str, *args) -> Ran:
+        capsys.readouterr()
+        code = run_script(EXPERIMENTS / name, *map(str, args))
+        return Ran(code, capsys.readouterr().err)
+
+    return run

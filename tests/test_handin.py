@@ -165,3 +165,43 @@ def test_a_step_beside_the_others_prints_when_it_ends_and_one_that_fails_ends_th
         finally:
             handin["stop_running"]()
     assert beside.returncode == -signal.SIGTERM and handin["RUNNING"] == []
+
+
+# Runs handin.py with SIGINT sent to it when a named function of fmlp.handin.pipeline is first called:
+# a known point outside every step, whatever the machine's speed.
+SIGNAL_IN_PIPELINE = """
+import os, runpy, signal, sys
+from fmlp.handin import pipeline
+name, *args = sys.argv[1:]
+original = getattr(pipeline, name)
+def hooked(*positional, **named):
+    os.kill(os.getpid(), signal.SIGINT)
+    return original(*positional, **named)
+setattr(pipeline, name, hooked)
+sys.argv = [args[0], *args[1:]]
+runpy.run_path(args[0], run_name="__main__")
+"""
+
+
+def test_ctrl_c_outside_a_step_is_one_line_and_leaves_the_previous_pair(first_run, idx_dir):
+    """Issue of the second probe, 10: Ctrl-C while handin.py wrote the zip was a KeyboardInterrupt traceback;
+    9: a failed zip left the old handin.zip beside a new report.pdf."""
+    results, _ = first_run
+    before = {name: (results / name).read_bytes() for name in ("report.pdf", "handin.zip")}
+    command = [sys.executable, "-c", SIGNAL_IN_PIPELINE, "bundle", *handin_command(idx_dir, results)[1:]]
+    ended = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert ended.returncode == 130 and "Traceback" not in ended.stderr, ended.stderr[-2000:]
+    assert ended.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert {name: (results / name).read_bytes() for name in before} == before
+    assert not list(results.glob(".*.tmp"))  # the staging folder went with the process
+
+
+def test_a_title_or_name_that_starts_with_a_dash_reaches_the_pdf(first_run, idx_dir):
+    """11. --title=-draft and --authors=-Anon broke the report step after all the training."""
+    results, _ = first_run
+    command = handin_command(idx_dir, results)
+    command[command.index("--authors") : command.index("--authors") + 2] = ["--authors=-Anon", "--title=-draft"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    cover = PdfReader(results / "report.pdf").pages[0].extract_text()
+    assert "-draft" in cover and "-Anon" in cover

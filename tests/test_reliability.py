@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -43,23 +42,6 @@ def small_network(path: Path, change=None, architecture: mlp.Architecture = SMAL
         change(params)
     saved.save(path, tuple(mlp.Dense(w, b) for w, b in params), architecture)
     return path
-
-
-class Ran(NamedTuple):
-    returncode: int
-    stderr: str
-
-
-@pytest.fixture
-def script(capsys):
-    """Runs experiments/NAME in this process (`run_script`): its exit code and what it wrote to stderr."""
-
-    def run(name: str, *args) -> Ran:
-        capsys.readouterr()
-        code = run_script(EXPERIMENTS / name, *map(str, args))
-        return Ran(code, capsys.readouterr().err)
-
-    return run
 
 
 def nan_weight(params):

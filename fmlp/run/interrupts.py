@@ -35,7 +35,7 @@ def main_or_exit(main: Callable[[], None], message: str) -> None:
     removed, `message` on stderr, exit status 128 + the signal's number, no traceback. A handler, not
     KeyboardInterrupt, which Python drops when it lands in a garbage-collection callback (JAX has one)."""
     for number in SIGNALS:
-        signal.signal(number, lambda signum, frame: _abort_or_defer(signum, message))
+        signal.signal(number, lambda signum, frame: abort_or_defer(signum, message))
     main()
 
 
@@ -54,15 +54,15 @@ def whole(done: str) -> Iterator[None]:
     finally:
         _HELD.pop()
         if not _HELD and _DEFERRED:
-            _abort(_DEFERRED[0], done)
+            abort(_DEFERRED[0], done)
 
 
-def _abort_or_defer(signum: int, message: str) -> None:
-    """`_abort`, or inside a `whole` block its deferral to the block's end."""
+def abort_or_defer(signum: int, message: str) -> None:
+    """`abort`, or inside a `whole` block its deferral to the block's end."""
     if _HELD:
         _DEFERRED.append(signum)
         return
-    _abort(signum, message)
+    abort(signum, message)
 
 
 def new_control() -> Control:
@@ -74,7 +74,7 @@ def exit_status(control: Control) -> int | None:
     return 128 + control.signals[0] if control.signals else None
 
 
-def _abort(signum: int, message: str) -> None:
+def abort(signum: int, message: str) -> None:
     """Ends the process now: no `finally` runs, so the temporary files are removed here."""
     stop_writing()
     remove_pending()
@@ -88,9 +88,9 @@ def _handler(control: Control) -> Callable:
         control.signals.append(signum)
         name = signal.Signals(signum).name
         if len(control.signals) > 1:
-            _abort(signum, f"{name} again: aborted")
+            abort(signum, f"{name} again: aborted")
         if not control.keep.is_set():
-            _abort(signum, f"interrupted ({name}) before anything was finished; nothing written")
+            abort(signum, f"interrupted ({name}) before anything was finished; nothing written")
         control.stop.set()
         sys.stderr.write(f"\n{name}: stopping after the current epoch and writing the results (again to abort)\n")
 
