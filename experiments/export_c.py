@@ -13,6 +13,7 @@ logits with the JAX integer program's.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -29,9 +30,12 @@ def test_set(out, args):
         mnist, _ = data.load(args.data_source, args.data_dir)
     except data.DataError as error:
         sys.exit(f"error: {error}")
+    from fmlp.files import atomic_path
+
     images, labels = mnist.test_images[: args.images], mnist.test_labels[: args.images]
-    data.write_idx(out / "test-images-idx3-ubyte", images)
-    data.write_idx(out / "test-labels-idx1-ubyte", labels)
+    for name, array in (("test-images-idx3-ubyte", images), ("test-labels-idx1-ubyte", labels)):
+        with atomic_path(out / name) as temporary:  # whole, and never through a link at the name
+            data.write_idx(temporary, array)
     return images.reshape(len(images), -1), labels
 
 
@@ -41,9 +45,11 @@ def check(out, network, args) -> str:
     import numpy as np
 
     from fmlp.embedded import c_export, integer
+    from fmlp.files import unlink_link
 
     pixels, _ = test_set(out, args)
     program = out / "fmlp_mnist"
+    unlink_link(program)  # the compiler writes a new file, not what a link there points to
     sources = [str(out / name) for name in c_export.C_FILES]  # the export's own, not any other file there
     built = subprocess.run([*COMPILE, *sources, "-o", str(program)], capture_output=True, text=True)
     if built.returncode:
@@ -126,6 +132,8 @@ def main() -> None:
         parser.error(f"argument --out: {problem}")
     if args.run and (problem := cortex_m.missing_tools()):
         sys.exit(f"error: argument --run: {problem}")
+    if args.check and shutil.which(COMPILE[0]) is None:
+        sys.exit(f"error: argument --check: {COMPILE[0]} not found: install a C compiler (apt-get install gcc)")
     try:
         network_file = saved.load(args.params)  # its errors name the file
         saved.check_classifier(args.params, network_file.architecture)

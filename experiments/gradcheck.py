@@ -47,7 +47,7 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, started: 
     ]
 
     loss_at = jax.jit(lambda p: mlp.loss_and_grads(mlp.REFERENCE, p, images, labels)[0])
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed % 2**64)  # --seed is signed, as jax.random.key takes it; NumPy's is not
     directional_errors = []
     for _ in range(DIRECTIONS):
         direction = jax.tree.map(lambda leaf: jnp.asarray(rng.standard_normal(leaf.shape)), params)

@@ -80,3 +80,15 @@ def test_without_the_tools_run_is_refused_naming_the_packages(network, tmp_path,
                       "--run")  # fmt: skip
     assert code == 1 and "gcc-arm-none-eabi and qemu-system-arm" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@needs_tools
+def test_the_board_program_refuses_a_label_that_is_no_digit_as_main_c_does(network, idx_dir, tmp_path, capsys):
+    out = tmp_path / "m4"
+    code = run_script(EXPERIMENTS / "export_c.py", str(network), "--target", "cortex-m4", "--out", str(out))
+    assert code == 0, capsys.readouterr().err
+    mnist, _ = data.load("idx", idx_dir)
+    data.write_idx(out / "test-images-idx3-ubyte", mnist.test_images[:3])
+    data.write_idx(out / "test-labels-idx1-ubyte", np.array([1, 12, 3], np.uint8))
+    with pytest.raises(ValueError, match="a label is not a digit 0 to 9"):
+        cortex_m.run(out, "cortex-m4", cortex_m.build(out, "cortex-m4"), 60)

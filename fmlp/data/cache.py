@@ -11,9 +11,13 @@ from fmlp.files import atomic_path
 
 
 def default_cache_dir() -> Path:
-    """$FMLP_DATA_DIR, else $XDG_CACHE_HOME/fmlp, else ~/.cache/fmlp."""
+    """$FMLP_DATA_DIR, else $XDG_CACHE_HOME/fmlp, else ~/.cache/fmlp. DataError naming FMLP_DATA_DIR when
+    it names something that is not a folder."""
     if os.environ.get("FMLP_DATA_DIR"):
-        return Path(os.environ["FMLP_DATA_DIR"])
+        folder = Path(os.environ["FMLP_DATA_DIR"])
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"FMLP_DATA_DIR={folder} is not a folder; point it at the folder of MNIST's cache")
+        return folder
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]) / "fmlp"
     return Path.home() / ".cache" / "fmlp"

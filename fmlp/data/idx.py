@@ -2,7 +2,9 @@
 
 import gzip
 import os
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -15,6 +17,7 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 IDX_UBYTE = 0x08
+MAX_IMAGES = 60000  # MNIST's larger split
 
 
 def _find_idx_file(data_dir: Path, name: str) -> Path:
@@ -29,32 +32,51 @@ def idx_files_present(data_dir: Path) -> bool:
     return all((data_dir / name).is_file() or (data_dir / f"{name}.gz").is_file() for name in IDX_FILES.values())
 
 
+def _open(path: Path) -> BinaryIO:
+    """The file's bytes, inflated as they are read where it is gzip."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def check_shape(path: Path, shape: tuple[int, ...]) -> None:
+    """DataError unless a declared shape is one of MNIST's: at most MAX_IMAGES images of 28 x 28, or
+    as many labels."""
+    images_or_labels = shape[0] if shape else 0
+    if images_or_labels > MAX_IMAGES or shape[1:] not in ((), (28, 28)):
+        raise DataError(f"idx: {path}: declares shape {shape}; MNIST holds at most {MAX_IMAGES:,} images of "
+                        "28 x 28 pixels, or as many labels")  # fmt: skip
+
+
 def read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     """Parses one IDX file (raw or gzip) of unsigned bytes, strictly.
 
     Header: two zero bytes, the dtype code (0x08 = ubyte), the number of dimensions, then each
     dimension as a big-endian uint32; the payload must hold exactly the product of the dimensions.
+    The header is read and its shape checked against MNIST's first, and no more than the declared
+    payload and one byte is inflated, so a small gzip file can never fill the memory.
     """
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        with _open(path) as file:
+            magic = file.read(4)
+            if len(magic) < 4 or magic[0:2] != b"\x00\x00":
+                raise DataError(f"idx: {path}: bad magic number {magic.hex()}, expected 0000 08 0{expected_ndim}")
+            if magic[2] != IDX_UBYTE:
+                raise DataError(f"idx: {path}: dtype code 0x{magic[2]:02x}, expected 0x08 (unsigned byte)")
+            if magic[3] != expected_ndim:
+                raise DataError(f"idx: {path}: {magic[3]} dimensions, expected {expected_ndim}")
+            dimensions = file.read(4 * expected_ndim)
+            if len(dimensions) < 4 * expected_ndim:
+                raise DataError(f"idx: {path}: header truncated ({4 + len(dimensions)} bytes, expected "
+                                f"{4 + 4 * expected_ndim})")  # fmt: skip
+            shape = tuple(int(d) for d in np.frombuffer(dimensions, ">u4"))
+            check_shape(path, shape)
+            expected = int(np.prod(shape))
+            payload = file.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"idx: cannot read {path}: {error}") from error
-    if len(raw) < 4 or raw[0:2] != b"\x00\x00":
-        raise DataError(f"idx: {path}: bad magic number {raw[:4].hex()}, expected 0000 08 0{expected_ndim}")
-    if raw[2] != IDX_UBYTE:
-        raise DataError(f"idx: {path}: dtype code 0x{raw[2]:02x}, expected 0x08 (unsigned byte)")
-    if raw[3] != expected_ndim:
-        raise DataError(f"idx: {path}: {raw[3]} dimensions, expected {expected_ndim}")
-    header_length = 4 + 4 * expected_ndim
-    if len(raw) < header_length:
-        raise DataError(f"idx: {path}: header truncated ({len(raw)} bytes, expected {header_length})")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=expected_ndim, offset=4))
-    payload = len(raw) - header_length
-    if payload != int(np.prod(shape)):
-        raise DataError(f"idx: {path}: payload of {payload} bytes, expected {int(np.prod(shape))} for shape {shape}")
-    return np.frombuffer(raw, np.uint8, offset=header_length).reshape(shape)
+    if len(payload) != expected:
+        found = f"{len(payload)}" if len(payload) <= expected else f"more than {expected}"
+        raise DataError(f"idx: {path}: payload of {found} bytes, expected {expected} for shape {shape}")
+    return np.frombuffer(payload, np.uint8).reshape(shape)
 
 
 def load_idx(data_dir: str | os.PathLike) -> MNIST:

@@ -6,14 +6,13 @@ Each unit's codes are one packed row: 8 / bits codes per byte, the first in the 
 code is stored as 1 for +1 and 0 for -1, a wider one as its two's complement. Shapes as in fmlp.embedded.integer.
 """
 
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from fmlp.embedded.integer import TABLE_SIZE, IntegerNetwork
-from fmlp.files import atomic_path
+from fmlp.files import copy_whole, write_whole
 
 SOURCES = Path(__file__).parent / "c"
 STACK_LIMIT = 4096  # bytes fmlp_predict may use for its buffers: a small microcontroller's stack
@@ -176,11 +175,7 @@ def export(network: IntegerNetwork, folder: Path, kernel: str = "portable") -> l
     if problem := folder_problem(folder):
         raise ValueError(problem)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / MARKER).write_text("written by experiments/export_c.py; its files may be written over\n")
-    header = folder / "fmlp_weights.h"
-    with atomic_path(header) as temporary:
-        temporary.write_text(weights_header(network, kernel))
-    paths = [header]
-    for name in ("fmlp.h", "fmlp.c", "main.c"):
-        paths.append(Path(shutil.copyfile(SOURCES / name, folder / name)))
-    return paths
+    # Every file whole and never through a link that stands at its name: the folder may hold earlier ones.
+    write_whole(folder / MARKER, "written by experiments/export_c.py; its files may be written over\n")
+    header = write_whole(folder / "fmlp_weights.h", weights_header(network, kernel))
+    return [header, *(copy_whole(SOURCES / name, folder / name) for name in ("fmlp.h", "fmlp.c", "main.c"))]

@@ -16,6 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fmlp.children import end_with_parent
+from fmlp.files import copy_whole, unlink_link
+
 SOURCES = Path(__file__).parent / "c" / "cortex_m"
 BOARD_FILES = ("board.c", "startup.c", "semihost.c", "semihost.h")
 PACKAGES = "the Debian packages gcc-arm-none-eabi and qemu-system-arm"
@@ -76,9 +79,7 @@ def write_board(folder: Path, target: str) -> list[Path]:
     """Copies the board files and the target's linker script into folder/cortex_m; returns their paths."""
     board = folder / "cortex_m"
     board.mkdir(parents=True, exist_ok=True)
-    return [
-        Path(shutil.copyfile(SOURCES / name, board / name)) for name in (*BOARD_FILES, TARGETS[target].linker_script)
-    ]
+    return [copy_whole(SOURCES / name, board / name) for name in (*BOARD_FILES, TARGETS[target].linker_script)]
 
 
 def build(folder: Path, target: str) -> Path:
@@ -88,6 +89,7 @@ def build(folder: Path, target: str) -> Path:
     sources = [board / "startup.c", board / "semihost.c", board / "board.c", folder / "fmlp.c"]
     command = [COMPILER, *WARNINGS, *TARGETS[target].flags, *BARE, "-T", str(board / TARGETS[target].linker_script),
                *map(str, sources), "-lgcc", "-o", str(elf)]  # fmt: skip
+    unlink_link(elf)
     built = subprocess.run(command, capture_output=True, text=True)
     if built.returncode:
         raise ValueError(f"{COMPILER} could not build {folder} for {target}:\n{built.stderr}")
@@ -120,7 +122,8 @@ def run(folder: Path, target: str, elf: Path, timeout: float) -> Measured:
     command = [EMULATOR, "-M", TARGETS[target].machine, "-nographic", "-monitor", "none", "-serial", "none",
                "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", kernel]  # fmt: skip
     try:
-        ran = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=timeout)
+        ran = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=timeout,
+                             preexec_fn=end_with_parent)  # QEMU ends with this process, however it ends
     except subprocess.TimeoutExpired:
         raise ValueError(f"{EMULATOR} -M {TARGETS[target].machine} ran past {timeout:g} s") from None
     lines = ran.stderr.splitlines()  # semihosting's SYS_WRITE0 goes to QEMU's stderr

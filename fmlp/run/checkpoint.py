@@ -9,6 +9,7 @@ as bytes.
 """
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -78,10 +79,12 @@ def load(path: Path, template: LaneState, experiment: Experiment) -> Progress:
     """
     if not os.path.isfile(path) or not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a checkpoint file")
+    expected, treedef = jax.tree.flatten(template)
+    limits = size_limits(expected, lane_count(experiment) * experiment.training.epochs)
     try:
+        check_sizes(path, {"meta.npy": limits["meta.npy"]})
         with np.load(path, allow_pickle=False) as file:
             meta = json.loads(file["meta"].tobytes())
-            leaves = [file[f"leaf_{i}"] for i in range(len(file.files) - 1)]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -95,9 +98,19 @@ def load(path: Path, template: LaneState, experiment: Experiment) -> Progress:
         raise ValueError(f"{path}: its flags: {error}") from None
     if differing:
         raise ValueError(f"{path}: a run with other flags ({'; '.join(differing)}); rerun with its flags or delete it")
-    expected, treedef = jax.tree.flatten(template)
+    try:
+        check_sizes(path, limits)
+        with np.load(path, allow_pickle=False) as file:
+            if len(file.files) - 1 != len(expected):
+                raise ValueError(f"{len(file.files) - 1} arrays, where this run's lanes have {len(expected)}")
+            leaves = [file[f"leaf_{i}"] for i in range(len(expected))]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: its arrays do not fit this run's lanes ({error})") from error
     if len(leaves) != len(expected) or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(leaves, expected)):
         raise ValueError(f"{path}: its arrays do not fit this run's lanes")
+    total = meta.get("total_seconds", 0.0)
+    if not _number(total) or total < 0:
+        raise ValueError(f"{path}: total_seconds {total!r} is not a number of seconds")
     history = meta.get("history")
     check_history(path, history, lane_count(experiment), experiment.training.epochs)
     records = tuple(tuple(EpochRecord(*record) for record in lane) for lane in history["records"])
@@ -116,12 +129,36 @@ def load(path: Path, template: LaneState, experiment: Experiment) -> Progress:
     )
 
 
+HEADER_BYTES = 4096  # room for an .npy entry's header beside its array's bytes
+META_BYTES_PER_RECORD = 512  # far more than a lane's epoch record takes in the JSON entry
+
+
+def size_limits(leaves: list, records: int) -> dict[str, int]:
+    """The most bytes each entry of a checkpoint can hold for a state of these `leaves` (the template's)
+    after `records` epoch records in all. A larger entry, of another run, has to be refused too: the
+    file's arrays would not fit this run's lanes."""
+    limits = {f"leaf_{i}.npy": np.asarray(leaf).nbytes + HEADER_BYTES for i, leaf in enumerate(leaves)}
+    return limits | {"meta.npy": HEADER_BYTES + 2**20 + records * META_BYTES_PER_RECORD}
+
+
+def check_sizes(path: Path, limits: dict[str, int]) -> None:
+    """ValueError naming the entry of the checkpoint at path whose declared size passes its limit: read
+    from the zip's directory before anything is inflated, so that a small file declaring huge arrays is
+    refused at once."""
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if member.filename in limits and member.file_size > limits[member.filename]:
+                raise ValueError(f"{member.filename} unpacks to {member.file_size:,} bytes, more than a checkpoint "
+                                 f"of this run holds ({limits[member.filename]:,})")  # fmt: skip
+
+
 SECONDS = ("compile_seconds", "train_seconds", "eval_seconds")
 LANE_FIELDS = ("learning_rates", "seeds", "records", "diverged_at_epoch", "stopped_at_epoch")
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite JSON number (NaN and Infinity parse as floats)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _epoch_or_none(value, epochs: int) -> bool:

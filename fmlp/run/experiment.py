@@ -39,7 +39,10 @@ def load(described: Data, batch_size: int) -> tuple[data.MNIST, data.Origin]:
     for split, images in (("training", mnist.train_images), ("test", mnist.test_images)):
         if len(images) == 0:
             sys.exit(f"error: the {split} split of {origin.path or origin.source} holds no images")
-    num_train = min(described.train_limit or len(mnist.train_images), len(mnist.train_images))
+    num_train = described.train_limit or len(mnist.train_images)
+    if num_train > len(mnist.train_images):  # the JSON would record a limit the run never had
+        sys.exit(f"error: --train-limit {num_train} is more than the {len(mnist.train_images):,} training images of "
+                 f"{origin.path or origin.source}")  # fmt: skip
     validation = described.validation
     if validation and validation + batch_size > num_train:
         sys.exit(f"error: --validation {validation} leaves {max(num_train - validation, 0)} of this data's "
@@ -84,7 +87,10 @@ def compile_cache(keep: bool) -> None:
     if not keep:
         jax.config.update("jax_enable_compilation_cache", False)  # JAX would read the variable itself
         return
-    keep_compiled_programs()
+    try:
+        keep_compiled_programs()
+    except data.DataError as error:  # FMLP_DATA_DIR names a file
+        sys.exit(f"error: {error}")
 
 
 def keep_compiled_programs() -> None:
@@ -182,6 +188,9 @@ def _train_and_write(experiment: Experiment, training: Experiment, plan: Plan, w
     """`run` once its lanes are laid out (`training`) and its result locked."""
     epochs, out = experiment.training.epochs, experiment.outputs.folder
     param_files = plans.param_files(experiment, plan)
+    if folders := [path for path in param_files if path.is_dir()]:  # found before training, not after it
+        say(f"error: argument --save-params: {folders[0]} is a folder, where a network's file goes; move it away")
+        sys.exit(2)
     checkpoint_path = resume.checkpoint_path(out, plan)
     try:
         resume_from = resume.resumed(training, plan)

@@ -40,8 +40,12 @@ static long open_idx(const char *path, unsigned long dims, FILE **file)
         fprintf(stderr, "error: %s: not an IDX file of unsigned bytes with %lu dimension(s)\n", path, dims);
         return -1;
     }
-    if (dims == 3 && (!read_u32(*file, &rows) || !read_u32(*file, &columns) || rows != SIDE || columns != SIDE)) {
-        fprintf(stderr, "error: %s: images are not 28 x 28\n", path);
+    if (dims == 3 && (!read_u32(*file, &rows) || !read_u32(*file, &columns))) {
+        fprintf(stderr, "error: %s: the header ends before the image size\n", path);
+        return -1;
+    }
+    if (dims == 3 && (rows != SIDE || columns != SIDE)) {
+        fprintf(stderr, "error: %s: images are %lu x %lu, not 28 x 28\n", path, rows, columns);
         return -1;
     }
     return (long)count;

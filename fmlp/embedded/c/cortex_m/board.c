@@ -91,6 +91,10 @@ int main(void)
             semihost_print("error: the IDX files end early\n");
             return 1;
         }
+        if (label >= FMLP_CLASSES) { /* as main.c refuses it: a label that is no digit */
+            semihost_print("error: a label is not a digit 0 to 9\n");
+            return 1;
+        }
         start = ticks_now();
         cls = fmlp_logits(image, logits);
         ticks += (start - ticks_now()) & TICK_MASK;
