@@ -21,6 +21,7 @@ from fmlp.run import checkpoint, interrupts, metrics_json, plans, resume, run_lo
 from fmlp.run.plans import Plan
 from fmlp.scale import distributed
 from fmlp.training import lanes, memory_budget
+from fmlp.words import describe
 
 
 def say(message: str) -> None:
@@ -135,6 +136,9 @@ def write(plan: Plan, experiment: Experiment, runs: list[dict], document: dict, 
     for path, lane_params in params.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         saved.save(path, lane_params, experiment.network)
+    if params:  # which networks this result wrote, by content: a diagnosis of them can be told from another
+        document = document | {"params_sha256": {path.name: saved.fingerprint(lane_params, experiment.network)
+                                                 for path, lane_params in params.items()}}  # fmt: skip
     metrics_json.write_json(out / f"{plan.name}.json", document)
 
 
@@ -167,6 +171,8 @@ def run(experiment: Experiment, start: mlp.Params | None = None) -> None:
     ended it early, leaving the checkpoint for --resume, and with 2 when another run writes the same
     result."""
     started = time.perf_counter()
+    if experiment.processes.process_id in (None, 0):
+        say(describe(experiment))
     start_processes(experiment.processes)
     compile_cache(experiment.outputs.compile_cache)
     writer = distributed.is_writer()
