@@ -32,7 +32,7 @@ from fmlp.scale.distributed import LANES, REPLICATED, any_process, over_devices,
 from fmlp.training import memory_budget
 from fmlp.training.evaluation import evaluate
 from fmlp.training.optimizers import init_optimizer
-from fmlp.training.train import EpochMetrics, init_lane, lane_epoch
+from fmlp.training.train import EpochMetrics, Gradients, init_lane, lane_epoch
 
 
 class LaneState(NamedTuple):
@@ -184,14 +184,20 @@ def active(state: LaneState) -> jax.Array:
     return ~(state.diverged | state.stopped)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=(0, 4), static_argnames="gradients")
 def train_epoch(
-    experiment: Experiment, state: LaneState, images: jax.Array, labels: jax.Array
+    experiment: Experiment,
+    state: LaneState,
+    images: jax.Array,
+    labels: jax.Array,
+    gradients: Gradients | None = None,
 ) -> tuple[LaneState, EpochMetrics]:
     """One epoch of every active lane, as one compiled call. images (N, D), labels (N,).
 
     Metrics come back per lane, (L,), NaN for frozen lanes. A frozen lane is skipped outright when
-    lanes train one at a time (under vmap the skip becomes a select).
+    lanes train one at a time (under vmap the skip becomes a select). gradients: the step's gradient
+    function (`train.train_step`; None, the hand-written one), a static argument, so that another one
+    (the benchmark's autodiff) is another compiled program, never a trace of this one reused.
     """
     training = active(state)
     num_lanes = training.shape[0]
@@ -202,7 +208,8 @@ def train_epoch(
 
             def train(_):
                 new_params, new_optimizer, key, metrics = lane_epoch(
-                    experiment, params, optimizer, jax.random.wrap_key_data(raw_key), images, labels, learning_rate
+                    experiment, params, optimizer, jax.random.wrap_key_data(raw_key), images, labels, learning_rate,
+                    gradients,
                 )
                 # Kept or undone here, lane by lane: a select over all lanes afterwards would hold a
                 # third copy of every lane's parameters.
