@@ -103,6 +103,9 @@ def main() -> None:
         figures[f"diagnose_features_{name}.png"] = diagnostic_figures.features_figure(name, features, units)
     document = {
         "params": {name: str(path) for name, path in zip(names, args.params)},
+        # What each network was, by content: a sweep that trains them anew makes this diagnosis stale.
+        "params_sha256": {name: saved.fingerprint(network.params, network.architecture)
+                          for name, network in networks.items()},  # fmt: skip
         "out": str(args.out),
         "environment": metrics_json.environment(),
         "data": origin._asdict(),

@@ -1,6 +1,7 @@
 """Measures how closely the hand-written gradients agree with autodiff and finite differences, in float64.
 
 python experiments/gradcheck.py     # the reference network at seed 1, 64 MNIST images -> figures/gradcheck.json
+python experiments/gradcheck.py --hidden 200,50 --activation relu   # the network of another design
 """
 
 import argparse
@@ -35,18 +36,17 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, started: 
         parser.error(f"argument --batch-size: {args.batch_size} is more than the {len(mnist.train_images)} images")
     images = jnp.asarray(data.normalize(mnist.train_images[: args.batch_size]), jnp.float64)
     labels = jnp.asarray(mnist.train_labels[: args.batch_size], jnp.int32)
-    params = jax.tree.map(lambda leaf: leaf.astype(jnp.float64), mlp.init(jax.random.key(args.seed), mlp.REFERENCE))
+    network = mlp.Architecture((mlp.REFERENCE.sizes[0], *args.hidden, mlp.REFERENCE.sizes[-1]), args.activation)
+    params = jax.tree.map(lambda leaf: leaf.astype(jnp.float64), mlp.init(jax.random.key(args.seed), network))
 
-    loss, grads = jax.jit(mlp.loss_and_grads, static_argnums=0)(mlp.REFERENCE, params, images, labels)
-    reference_loss, reference = jax.jit(autodiff_loss_and_grads, static_argnums=0)(
-        mlp.REFERENCE, params, images, labels
-    )
+    loss, grads = jax.jit(mlp.loss_and_grads, static_argnums=0)(network, params, images, labels)
+    reference_loss, reference = jax.jit(autodiff_loss_and_grads, static_argnums=0)(network, params, images, labels)
     leaf_errors = [
         float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
         for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(reference))
     ]
 
-    loss_at = jax.jit(lambda p: mlp.loss_and_grads(mlp.REFERENCE, p, images, labels)[0])
+    loss_at = jax.jit(lambda p: mlp.loss_and_grads(network, p, images, labels)[0])
     rng = np.random.default_rng(args.seed % 2**64)  # --seed is signed, as jax.random.key takes it; NumPy's is not
     directional_errors = []
     for _ in range(DIRECTIONS):
@@ -62,7 +62,8 @@ def measure(args: argparse.Namespace, parser: argparse.ArgumentParser, started: 
         "config": flags.flag_values(args),
         "environment": metrics_json.environment(),
         "data": origin._asdict(),
-        "sizes": list(mlp.REFERENCE.sizes),
+        "sizes": list(network.sizes),
+        "activation": network.activation,
         "dtype": "float64",
         "loss": float(loss),
         "autodiff": {

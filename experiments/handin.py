@@ -130,7 +130,7 @@ def main() -> None:
     steps = pipeline.steps(args.results, design, args.extras)
     by_name = {step.name: step for step in steps}
     sweep, diagnosis = by_name["learning-rate sweep"], by_name["networks' insides"]
-    params_missing = not all(path.is_file() for path in pipeline.diagnosed_params(args.results, design))
+    params_missing = not pipeline.params_of_sweep(args.results, design)
     to_run = []
     for number, step in enumerate(steps, 1):
         rerun_for_params = step is sweep and not pipeline.is_done(diagnosis) and params_missing

@@ -3,6 +3,7 @@ baseline taken from the sweep, the bundle; and its refusals."""
 
 import json
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,20 +57,48 @@ def test_the_pdf_quotes_this_runs_results(first_run):
     assert "departs from the exercise sheet" in text and "2 epochs, not 30" in text
 
 
-def test_a_design_of_the_groups_own_is_trained_reported_and_its_departures_said(idx_dir, tmp_path):
-    command = handin_command(idx_dir, tmp_path) + ["--lrs", "0.8,0.3", "--epochs", "1", "--hidden", "24"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+COMMITTED = ROOT / "figures"
+PLANTED = ("robustness", "optimizers/adam", "activations/relu", "quantize/float", "diagnose")  # the default design's
+
+
+def text_of(pdf: Path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+
+
+def test_a_design_of_the_groups_own_beside_another_designs_results_quotes_only_its_own(idx_dir, tmp_path):
+    """The common path: a clone's results folder holds the committed default design's results, and the
+    group runs handin.py with a design of its own (relu, Adam, other widths and rates, 1 epoch)."""
+    for folder in PLANTED:
+        shutil.copytree(COMMITTED / folder, tmp_path / folder)
+    shutil.copy(COMMITTED / "quantize" / "quantize.json", tmp_path / "quantize" / "quantize.json")
+    design = ["--lrs", "0.01,0.003", "--epochs", "1", "--hidden", "24", "--activation", "relu", "--optimizer", "adam"]
+    finished = subprocess.run(handin_command(idx_dir, tmp_path) + design, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "2 learning rates, not at least 5" in finished.stdout and "1 epoch, not 30" in finished.stdout
     assert "baseline: python" in finished.stdout  # 0.1 is not one of the rates: trained on its own
     sweep = json.loads((tmp_path / "lr_sweep.json").read_text())
-    assert sweep["config"]["lrs"] == [0.8, 0.3] and sweep["config"]["hidden"] == [24]
+    assert sweep["config"]["lrs"] == [0.01, 0.003] and sweep["config"]["hidden"] == [24]
     baseline = json.loads((tmp_path / "baseline.json").read_text())
     assert baseline["config"]["lr"] == 0.1 and baseline["config"]["hidden"] == [24] and "derived_from" not in baseline
-    text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "report.pdf").pages)
-    assert "784 → 24 → 10" in text and "2 learning rates, not at least 5" in text
+    # The checks are of this network: its gradient check, a diagnosis of the networks this sweep wrote.
+    gradcheck = json.loads((tmp_path / "gradcheck.json").read_text())
+    assert gradcheck["sizes"] == [784, 24, 10] and gradcheck["activation"] == "relu"
+    diagnosis = json.loads((tmp_path / "diagnose" / "diagnose.json").read_text())
+    assert set(diagnosis["params_sha256"].values()) <= set(sweep["params_sha256"].values())
+    text = text_of(tmp_path / "report.pdf")
+    setup = " ".join(text.split("Setup", 1)[1].split("Linear layer", 1)[0].split())
+    for words in ("784 → 24 → 10, relu hidden layers", "(He's rule), biases 0", "minibatch Adam (optax's update",
+                  "learning rates 0.01 and 0.003", "Forward and backward pass are written out by hand"):  # fmt: skip
+        assert words in setup, words
+    assert "N(0, 1)·√(1/fan_in)" not in setup and "For the sigmoid network" not in text
+    # No number of the planted results: the five-seed grid's choice, Adam's, the quantization study's.
+    robust = json.loads((COMMITTED / "robustness" / "lr_sweep.json").read_text())
+    assert f"{100 * robust['selected']['test_accuracy']:.2f}%" not in text
+    for heading in ("How robust are these conclusions?", "Beyond plain SGD", "To a microcontroller"):
+        assert heading in text.split("Left out of this report")[1], heading
+    assert "made for another design" in text and "--extras" in text
     handin = text.split("How to reproduce")[-1].split("python experiments/handin.py")[1].replace("\\\n", " ")
-    assert "--lrs 0.8,0.3" in handin and "--epochs 1" in handin and "--hidden 24" in handin
+    assert "--lrs 0.01,0.003" in handin and "--epochs 1" in handin and "--hidden 24" in handin
     assert f"--results {tmp_path}" in " ".join(handin.split())
 
 
@@ -170,11 +199,13 @@ def test_a_step_beside_the_others_prints_when_it_ends_and_one_that_fails_ends_th
 # Runs handin.py with SIGINT sent to it when a named function of fmlp.handin.pipeline is first called:
 # a known point outside every step, whatever the machine's speed.
 SIGNAL_IN_PIPELINE = """
-import os, runpy, signal, sys
+import errno, os, runpy, signal, sys
 from fmlp.handin import pipeline
-name, *args = sys.argv[1:]
+name, what, *args = sys.argv[1:]
 original = getattr(pipeline, name)
 def hooked(*positional, **named):
+    if what == "full disk":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     os.kill(os.getpid(), signal.SIGINT)
     return original(*positional, **named)
 setattr(pipeline, name, hooked)
@@ -183,15 +214,21 @@ runpy.run_path(args[0], run_name="__main__")
 """
 
 
-def test_ctrl_c_outside_a_step_is_one_line_and_leaves_the_previous_pair(first_run, idx_dir):
+@pytest.mark.parametrize("what", ["ctrl-c", "full disk"])
+def test_ctrl_c_or_a_full_disk_outside_a_step_is_one_line_and_leaves_the_previous_pair(first_run, idx_dir, what):
     """Issue of the second probe, 10: Ctrl-C while handin.py wrote the zip was a KeyboardInterrupt traceback;
-    9: a failed zip left the old handin.zip beside a new report.pdf."""
+    9: a full disk then was a traceback, and left the old handin.zip beside a new report.pdf."""
     results, _ = first_run
     before = {name: (results / name).read_bytes() for name in ("report.pdf", "handin.zip")}
-    command = [sys.executable, "-c", SIGNAL_IN_PIPELINE, "bundle", *handin_command(idx_dir, results)[1:]]
+    command = [sys.executable, "-c", SIGNAL_IN_PIPELINE, "bundle", what, *handin_command(idx_dir, results)[1:]]
     ended = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert ended.returncode == 130 and "Traceback" not in ended.stderr, ended.stderr[-2000:]
-    assert ended.stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert ended.returncode == (130 if what == "ctrl-c" else 1), ended.stderr[-2000:]
+    last = ended.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in ended.stderr
+    if what == "ctrl-c":
+        assert last.startswith("interrupted")
+    else:
+        assert "No space left on device" in last and "report.pdf and handin.zip are as they were" in last
     assert {name: (results / name).read_bytes() for name in before} == before
     assert not list(results.glob(".*.tmp"))  # the staging folder went with the process
 

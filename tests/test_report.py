@@ -4,6 +4,7 @@ pypdf; no number written into the prose; commands rebuilt from recorded flags; b
 import argparse
 import json
 import math
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -33,7 +34,8 @@ def results(idx_dir, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("results")
     assert run_script(BASELINE, *tiny(idx_dir, folder)) == 0
     assert run_script(SWEEP, *tiny(idx_dir, folder, "--lrs", "0.5,0.05")) == 0
-    assert run_script(GRADCHECK, "--out", str(folder), "--data-source", "idx", "--data-dir", str(idx_dir)) == 0
+    assert run_script(GRADCHECK, "--out", str(folder), "--data-source", "idx", "--data-dir", str(idx_dir),
+                      "--hidden", "32,16") == 0  # fmt: skip
     return folder
 
 
@@ -385,3 +387,42 @@ def test_present_lists_each_exercise_once_and_a_name_the_monospace_font_lacks_st
     text = text_of(out)
     assert text.count("Nguyễn Văn An") >= 2  # on the cover and in the command
     assert "--present reading" in text and "reading,reading" not in text
+
+
+def design_report(idx_dir: Path, folder: Path, *design: str) -> str:
+    """A design of one's own end to end, in this process: its sweep, its baseline (lr 0.1), the gradient
+    check of its network, then the report (its diagnosis left out); the PDF's text."""
+    hidden = design[design.index("--hidden") + 1] if "--hidden" in design else "32,16"
+    activation = design[design.index("--activation") + 1] if "--activation" in design else "sigmoid"
+    assert run_script(SWEEP, *tiny(idx_dir, folder, *design)) == 0
+    sweep_only = {"--lrs", "--seeds"}  # the baseline is one run: lr 0.1, the first seed
+    baseline_design = [word for index, word in enumerate(design)
+                       if not sweep_only & set(design[max(index - 1, 0) : index + 1])]  # fmt: skip
+    assert run_script(BASELINE, *tiny(idx_dir, folder, *baseline_design)) == 0
+    assert run_script(GRADCHECK, "--out", str(folder), "--data-source", "idx", "--data-dir", str(idx_dir), "--hidden",
+                      hidden, "--activation", activation, "--batch-size", "8") == 0  # fmt: skip
+    assert run_script(REPORT, "--results", str(folder), "--out", str(folder / "report.pdf"), *AUTHORS) == 0
+    return " ".join(text_of(folder / "report.pdf").split())
+
+
+def test_a_design_with_seeds_and_validation_speaks_of_means_intervals_and_the_choice_on_validation(idx_dir, tmp_path):
+    text = design_report(idx_dir, tmp_path, "--lrs", "0.5,0.05", "--seeds", "2", "--validation", "100")
+    assert "Over all 2 seeds, the mean final test accuracy of lr" in text
+    assert "With 2 seeds these Student t intervals are wide" in text
+    assert "Chosen on the validation split, by the mean over the seeds" in text
+    assert "One seed cannot say" not in text and "for seed 1" in text
+    percentages = [float(value) for value in re.findall(r"(-?\d+\.\d+)%", text)]
+    assert percentages and all(0 <= value <= 100 for value in percentages)
+    assert "Left out of this report" in text and "Inside the trained networks" in text  # no diagnosis made
+
+
+def test_a_rate_that_diverges_is_named_and_left_out_of_every_order(idx_dir, tmp_path):
+    text = design_report(idx_dir, tmp_path, "--activation", "relu", "--lrs", "1000,0.5,0.05")
+    assert "At lr 1000 the run diverged for seed 1" in text
+    assert "among the rates that did not diverge" in text and "from 0.5 to 0.05, rank" in text
+    assert "For the ReLU network" in text and "He's rule" in text
+
+
+def test_a_design_whose_every_rate_diverges_gets_a_pdf_that_says_so(idx_dir, tmp_path):
+    text = design_report(idx_dir, tmp_path, "--activation", "relu", "--lrs", "1000,200")
+    assert "Every rate diverged for seed 1" in text and "every rate diverged within 2 epochs" in text

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmlp import data
+from fmlp import data, files
 from fmlp.description import Architecture, Design, Experiment, to_config
 from fmlp.run import checkpoint, run_lock
 from fmlp.training import lanes
@@ -215,3 +215,20 @@ def test_the_c_programs_say_what_is_wrong_with_an_idx_file(tmp_path, script):
     data.write_idx(tmp_path / "wide", np.zeros((1, 28, 30), np.uint8))
     ran = subprocess.run([str(program), str(tmp_path / "wide"), str(labels)], capture_output=True, text=True)
     assert "images are 28 x 30, not 28 x 28" in ran.stderr  # the board program: tests/test_cortex_m.py
+
+
+# 13. After kill -9, report.py's and handin.py's temporary files and diagnose's staging folder stayed.
+def test_what_a_killed_writer_left_is_removed_and_a_live_ones_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    left = [tmp_path / f".report.pdf.{dead.pid}.k2j4.tmp", tmp_path / f".handin.zip.{dead.pid}.x8d.tmp"]
+    for path in left:
+        path.write_text("half")
+    staging = tmp_path / f".diagnose.{dead.pid}.q1w2.tmp"
+    (staging / "inner").mkdir(parents=True)
+    live = tmp_path / f".handin.{os.getpid()}.a1.tmp"
+    live.mkdir()
+    with files.temporary_folder(".diagnose", beside=tmp_path) as ours:
+        assert ours.name.startswith(f".diagnose.{os.getpid()}.") and ours.name.endswith(".tmp")
+        assert sorted(files.remove_stale_temporaries(tmp_path)) == sorted([*left, staging])
+        assert ours.is_dir() and live.is_dir()

@@ -15,8 +15,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fmlp.analysis import stats
-from fmlp.description import Design, Experiment, defaults, differences, from_config, rate_name, to_config, updated
+from fmlp.description import (
+    Design,
+    Experiment,
+    defaults,
+    differences,
+    from_config,
+    hidden,
+    rate_name,
+    to_config,
+    updated,
+)
 from fmlp.files import atomic_path
+from fmlp.nn import saved
 from fmlp.run import flags, metrics_json, plans
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +50,7 @@ class Step(NamedTuple):
     name: str
     result: Path  # its metrics JSON
     command: list[str]  # arguments after `python`
-    expected: Experiment | None
+    expected: Experiment | None  # the training result's experiment, or the design a gradient check is of
     alongside: bool = False  # reads no other step's result and needs little of the machine: runs beside them
 
 
@@ -67,7 +78,8 @@ def steps(results: Path, sweep: Experiment, extras: bool) -> list[Step]:
     sweep = sweep._replace(outputs=sweep.outputs._replace(folder=results, save_params=results / "params"))
     data = ["--data-source", sweep.data.source]
     data += ["--data-dir", str(sweep.data.folder)] if sweep.data.folder else []
-    gradcheck = [str(ROOT / "experiments" / "gradcheck.py"), "--out", str(results), *data]
+    network = ["--hidden", ",".join(map(str, hidden(sweep.network))), "--activation", sweep.network.activation]
+    gradcheck = [str(ROOT / "experiments" / "gradcheck.py"), "--out", str(results), *network, *data]
     diagnose = [str(ROOT / "experiments" / "diagnose.py"), *map(str, diagnosed_params(results, sweep)),
                 "--out", str(results / "diagnose"), *data]  # fmt: skip
     planned = [Step("learning-rate sweep", results / "lr_sweep.json", _training(sweep), sweep)]
@@ -75,7 +87,7 @@ def steps(results: Path, sweep: Experiment, extras: bool) -> list[Step]:
         baseline = baseline_of(sweep)
         planned.append(Step("baseline", results / "baseline.json", _training(baseline), baseline))
     planned += [
-        Step("gradient check", results / "gradcheck.json", gradcheck, None, alongside=True),
+        Step("gradient check", results / "gradcheck.json", gradcheck, sweep, alongside=True),
         Step("networks' insides", results / "diagnose" / "diagnose.json", diagnose, None),
     ]
     if not extras:
@@ -111,6 +123,17 @@ def diagnosed_params(results: Path, sweep: Experiment) -> list[Path]:
     return [results / "params" / f"lr_{rate_name(rate)}_seed_{seed}.npz" for rate in diagnosed_rates(sweep)]
 
 
+def params_of_sweep(results: Path, sweep: Experiment) -> bool:
+    """Whether the networks the diagnosis reads are there and are the ones the sweep in the results folder
+    wrote (by content): else the sweep runs again to write them."""
+    written = set((read_result(results / "lr_sweep.json") or {}).get("params_sha256", {}).values())
+    try:
+        networks = [saved.load(path) for path in diagnosed_params(results, sweep)]
+    except (OSError, ValueError):
+        return False
+    return all(saved.fingerprint(network.params, network.architecture) in written for network in networks)
+
+
 def read_result(path: Path) -> dict | None:
     """The metrics JSON at path, or None where there is none to use (missing, unreadable, interrupted)."""
     try:
@@ -130,10 +153,33 @@ def matches(document: dict, expected: Experiment) -> bool:
         return False
 
 
+def checks_network_of(document: dict, design: Experiment) -> bool:
+    """Whether a gradient check is of the design's network (one older than the "activation" field
+    checked a sigmoid network)."""
+    checked = (tuple(document.get("sizes", ())), document.get("activation", "sigmoid"))
+    return checked == (design.network.sizes, design.network.activation)
+
+
+def diagnoses_sweep(document: dict, results: Path) -> bool:
+    """Whether a diagnosis read networks that the sweep in the results folder wrote, by content."""
+    sweep = read_result(results / "lr_sweep.json") or {}
+    read, written = document.get("params_sha256") or {}, set(sweep.get("params_sha256", {}).values())
+    return bool(read) and set(read.values()) <= written
+
+
 def is_done(step: Step) -> bool:
-    """Whether the step's result is there, complete, and made with the flags it should have."""
+    """Whether the step's result is there, complete, and of the design: made with its flags (a training
+    result), of its network (the gradient check), of the networks its sweep wrote (the diagnosis)."""
     document = read_result(step.result)
-    if document is None or (step.expected is not None and not matches(document, step.expected)):
+    if document is None:
+        return False
+    if step.name == "gradient check":
+        if not checks_network_of(document, step.expected):
+            return False
+    elif step.name == "networks' insides":
+        if not diagnoses_sweep(document, step.result.parent.parent):
+            return False
+    elif step.expected is not None and not matches(document, step.expected):
         return False
     figures = {"lr_sweep": ("accuracy", "loss"), "diagnose": ("saturation", "reliability")}.get(step.result.stem, ())
     return all((step.result.parent / f"{step.result.stem}_{kind}.png").is_file() for kind in figures)

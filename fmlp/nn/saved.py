@@ -1,6 +1,7 @@
 """Saved networks: the parameters as an .npz file with their description, written whole and read back
 only after every array has been checked. No pickle: the description is JSON stored as bytes."""
 
+import hashlib
 import json
 import os
 import zipfile
@@ -41,6 +42,20 @@ def save(path: str | os.PathLike, params: Params, architecture: Architecture) ->
     arrays["format"] = np.array(FORMAT)
     with atomic_path(path) as temp_path, open(temp_path, "wb") as file:
         np.savez(file, **arrays)
+
+
+def fingerprint(params: Params, architecture: Architecture) -> str:
+    """The sha256 of a network's content: its description and every array's dtype, shape and bytes as
+    float32. The same trained network gives the same fingerprint in memory, once saved, and once loaded
+    (the .npz's own bytes carry the time they were written). A result that read or wrote a network
+    records it, so that a report can tell whether a diagnosis is of the networks a sweep trained."""
+    digest = hashlib.sha256(json.dumps([list(architecture.sizes), architecture.activation,
+                                        architecture.weight_bits]).encode())  # fmt: skip
+    for layer in params:
+        for array in (np.asarray(layer.w, np.float32), np.asarray(layer.b, np.float32)):
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def _check_saved(path: str | os.PathLike, arrays: dict) -> None:

@@ -394,6 +394,12 @@ def gradcheck_parser(description: str = "Checks the hand-written gradients.") ->
     )
     parser.add_argument("--seed", type=seed, default=1, help="seed of the initial parameters (default 1)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images in the batch (default 64)")
+    network = defaults("baseline").network
+    parser.add_argument("--hidden", type=positive_int_list, default=hidden(network),
+                        help="hidden layer widths of the network checked (default "
+                        + ",".join(map(str, hidden(network))) + ")")  # fmt: skip
+    parser.add_argument("--activation", choices=ACTIVATIONS, default=network.activation,
+                        help=f"of its hidden layers (default {network.activation})")  # fmt: skip
     add_data_flags(parser)
     return parser
 

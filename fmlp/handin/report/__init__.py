@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from fpdf import FPDF
 
-from fmlp.handin.report import commands, content, layout, prose
+from fmlp.handin.report import belonging, commands, content, layout, prose
 
 COURSE = "Embedded Machine Learning"
 EXERCISE = "Exercise 2: a multilayer perceptron from scratch"
@@ -69,16 +69,21 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
                          "(write each as an expression, or declare a constant of the method):\n"
                          + "\n".join(literal))  # fmt: skip
     results = content.load_results(results_dir, docs_dir)
+    belonging.check_required(results, results_dir)
+    results, others = belonging.sort_out(results)
     lines = commands.commands(results, authors, present)
     context = content.template_context(results)
+    texts = {name: (docs_dir / name).read_text() for name in DOCUMENTS}
     review, derivation, discussion = (
-        prose.render(content.kept_sections((docs_dir / name).read_text(), results), f"docs/{name}", context)
-        for name in DOCUMENTS
+        prose.render(content.kept_sections(text, results), f"docs/{name}", context) for name, text in texts.items()
     )
+    left_out = closing_list(texts, results, others, authors, present, lines)
     main, appendix = content.split_appendix(content.without_title(discussion))
     parts = [
         "# 2.1 Review of the cuDNN paper\n\n" + content.demote(content.without_title(review), 1),
-        "# 2.2 The MLP from scratch\n\n## Setup\n\n"
+        "# 2.2 The MLP from scratch\n\n"
+        + content.sheet_answers(results)
+        + "\n## Setup\n\n"
         + content.setup_text(results)
         + "\n\n"
         + content.demote(derivation, 1)
@@ -87,10 +92,40 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
         "# Appendix\n\n"
         + content.demote(appendix, 1)
         + "\n\n## How to reproduce\n\n"
-        + commands.reproduce_text(len(lines)),
+        + commands.reproduce_text(len(lines) - len(left_out[1]), results["baseline.json"])
+        + left_out[0],
     ]
     assembled = content.assemble(PART.join(parts), results, results_dir)
     return Draft(commands.with_commands(assembled, lines).split(PART))
+
+
+def closing_list(
+    texts: dict[str, str],
+    results: dict,
+    others: list[belonging.LeftOut],
+    authors: list[str],
+    present: list[str],
+    lines: list[str],
+) -> tuple[str, list[str]]:
+    """The report's closing list: each section of the documents left out, because its result was not
+    made or is of another design, with what would make it for this design. Returns (its Markdown, the
+    commands it added to `lines`, which fill its placeholders like the others)."""
+    why = {entry.name: entry.why for entry in others}
+    missing = [(heading, name) for text in texts.values() for heading, name in content.required_sections(text)
+               if name not in results]  # fmt: skip
+    if not missing:
+        return "", []
+    added, items = [], []
+    for heading, name in missing:
+        reason = f"{name} is {why[name]}" if name in why else f"{name} was not made"
+        words, made_by = commands.making(name, results["lr_sweep.json"], authors, present)
+        items.append(f"- **{heading}**: {reason}; {words}." + "".join(
+            f"\n\n```\n@command {len(lines) + len(added) + number}\n```" for number in range(len(made_by))))
+        added += made_by
+    lines += added
+    text = ("\n\n## Left out of this report\n\nThese sections quote only results of this design, and were "
+            "left out:\n\n" + "\n".join(items) + "\n")
+    return text, added
 
 
 def lay_out(

@@ -20,6 +20,7 @@ LINE_WIDTH = 96  # characters of a command line in the appendix before it contin
 # When each kind of result's command runs: it reads the saved networks or results of those before it.
 STAGES = {"baseline.json": 0, "lr_sweep.json": 0, "gradcheck.json": 0, "finetune.json": 1, "diagnose.json": 2,
           "quantize.json": 2}  # fmt: skip
+LAST = 3  # the Cortex-M runs and the benchmark: they read the quantization study's network
 
 
 def _flag_text(value) -> str:
@@ -84,7 +85,7 @@ def commands(results: dict, authors: list[str], present: list[str]) -> list[str]
     (training from scratch, then fine-tuning the networks it saved, then the scripts that read networks
     and fine-tuned results), and the report's own."""
     lines = []
-    ordered = sorted(results.items(), key=lambda item: STAGES.get(item[0].rsplit("/", 1)[-1], 0))
+    ordered = sorted(results.items(), key=lambda item: STAGES.get(item[0].rsplit("/", 1)[-1], LAST))
     for name, document in ordered:
         stem = name.rsplit("/", 1)[-1]
         if stem in EXPERIMENTS:
@@ -97,6 +98,13 @@ def commands(results: dict, authors: list[str], present: list[str]) -> list[str]
             lines.append(
                 command_lines(["python", "experiments/diagnose.py", *params, "--out", shlex.quote(document["out"])])
             )
+        elif name.startswith("cortex_m/"):  # its JSON records the network, the width and the core
+            words = ["python", "experiments/export_c.py", shlex.quote(document["params"]), f"--bits {document['bits']}",
+                     f"--target {document['target']}", f"--out build/{shlex.quote(stem.removesuffix('.json'))}",
+                     "--run"]  # fmt: skip
+            lines.append(command_lines(words))
+        elif name.startswith("benchmark_"):
+            lines.append(command_lines(["python", "experiments/benchmark.py"]))
     return lines + [command_lines(handin_words(results["lr_sweep.json"], authors, present))]
 
 
@@ -115,25 +123,45 @@ def handin_words(sweep: dict, authors: list[str], present: list[str]) -> list[st
     return ["python", "experiments/handin.py", *words]
 
 
-HANDIN_RUNS = (
-    "The last one, `handin.py`, runs of these only the learning-rate sweep, the gradient check and the "
-    "diagnosis of the sweep's networks, and only where their results are missing (with `--extras` also the "
-    "five-seed grid, the optimizers and the activations); it writes a missing baseline from the sweep's "
-    "lane of the baseline's rate and seed, then builds this PDF and the source bundle."
-)
+def handin_runs(baseline: dict) -> str:
+    """What handin.py ran of the commands, by whether the baseline is the sweep's lane (`derived_from`)."""
+    trained = "" if "derived_from" in baseline else " baseline.py (the sweep has no lane of the baseline's rate),"
+    return (
+        f"The last one, `handin.py`, runs of these only the learning-rate sweep,{trained} the gradient check and "
+        "the diagnosis of the sweep's networks, and only where their results are missing or of another design "
+        "(with `--extras` also the five-seed grid, the optimizers and the activations); "
+        + ("it writes the baseline from the sweep's lane of the baseline's rate and seed, " if not trained else "")
+        + "then builds this PDF and the source bundle."
+    )
+
+
+def making(name: str, sweep: dict, authors: list[str], present: list[str]) -> tuple[str, list[str]]:
+    """How to make the result `name` for the sweep's design: (words, commands). handin.py makes the
+    diagnosis, and with --extras the grid, the optimizers and the activations, for any design; the
+    quantization study and the Cortex-M runs follow README's commands, the benchmark measures the reference
+    network."""
+    handin = handin_words(sweep, authors, present)
+    if name.startswith(("robustness/", "optimizers/", "activations/")):
+        return "handin.py with --extras makes it for this design", [command_lines([*handin, "--extras"])]
+    if name.startswith("diagnose/"):
+        return "handin.py makes it for this design", [command_lines(handin)]
+    if name.startswith("benchmark_"):
+        return "benchmark.py measures the reference network", [command_lines(["python", "experiments/benchmark.py"])]
+    return "README.md's quantization and Cortex-M commands make it, with this design's flags added to lr_sweep.py", []
 
 
 PLACEHOLDER = re.compile(r"^```\n@command (\d+)\n```$", re.MULTILINE)
 
 
-def reproduce_text(count: int) -> str:
+def reproduce_text(count: int, baseline: dict) -> str:
     """The appendix: `count` commands, each a block of its own that holds only a placeholder, then the table
     of the software, device and wall times each result came from. The commands themselves, which carry
     the user's words (names, folders), go in with `with_commands` once every pass over the Markdown is
     done, so that no marker, link or template in them is ever read as one."""
     lines = [
         "Every figure and number in this report comes from these commands, run one after another from "
-        "the project's root after `pip install -e .` (or `conda env create -f environment.yml`). " + HANDIN_RUNS,
+        "the project's root after `pip install -e .` (or `conda env create -f environment.yml`). "
+        + handin_runs(baseline),
         "",
     ]
     for number in range(count):

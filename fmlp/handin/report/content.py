@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 from fmlp.analysis.stats import select
 from fmlp.data import MEAN, STD
-from fmlp.description import LOSSES, MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, from_config, optimizer_title
 from fmlp.description import OPTIMIZERS as OPTIMIZER_TITLES
+from fmlp.description import from_config, optimizer_title, rate_name
 from fmlp.handin import sheet
 from fmlp.handin.report.tables import (
     MEASURED,
@@ -40,6 +40,7 @@ from fmlp.handin.report.tables import (
     caption,
     cortex_m_runs,
 )
+from fmlp.words import describe, training_images_words
 
 # The results the report needs, and the command that writes each.
 REQUIRED = {
@@ -175,6 +176,16 @@ def kept_sections(text: str, results: dict, docs_only: bool = False) -> str:
     return "".join(kept)
 
 
+def required_sections(text: str) -> list[tuple[str, str]]:
+    """(heading, result) of each section of text that requires a result (`<!-- requires: NAME -->`)."""
+    found = []
+    for section in _sections(text):
+        required = REQUIRES_MARKER.search(section)
+        if section.startswith("#") and required:
+            found.append((section.splitlines()[0].lstrip("#").strip(), required.group(1)))
+    return found
+
+
 def assemble(text: str, results: dict, results_dir: Path) -> str:
     """Markdown as the report prints it: figures and tables numbered and referred to by number, tables
     rebuilt from the JSON, source blocks filled in, file links as text, figure paths pointed at the
@@ -202,30 +213,38 @@ def demote(text: str, levels: int = 1) -> str:
     return "".join(lines)
 
 
-def data_text(config: dict) -> str:
-    """The training data of a recorded config in words: "all 60,000 training images", "the first 5,000
-    training images, the last 1,000 of them held out for validation"."""
-    used = config.get("train_limit") or MNIST_TRAIN_SIZE
-    text = f"all {used:,} training images" if used == MNIST_TRAIN_SIZE else f"the first {used:,} training images"
-    validation = config.get("validation") or 0
-    return text + (f", the last {validation:,} of them held out for validation" if validation else "")
-
-
 def setup_text(results: dict) -> str:
-    """The experiment's setup in a few lines, from the baseline's recorded flags."""
-    baseline = from_config(results["baseline.json"]["config"])
-    network, training = baseline.network, baseline.training
+    """The experiment's setup in a few lines: the sweep's design in words (`fmlp.words.describe`), the
+    baseline's place in it, the data's normalisation, what is written by hand, and how the design departs
+    from the sheet."""
+    sweep, baseline = from_config(results["lr_sweep.json"]["config"]), from_config(results["baseline.json"]["config"])
+    by_hand = ("Forward pass, backward pass and update are" if sweep.training.optimizer == "sgd"
+               else "Forward and backward pass are")  # fmt: skip
     return (
-        f"Network {' → '.join(map(str, network.sizes))} ({network.activation} hidden layers, softmax output), "
-        f"mean {LOSSES[network.loss]}, minibatch {optimizer_title(training)} with batch size {training.batch_size}, "
-        f"learning rate {baseline.design.learning_rates[0]:g}, {training.epochs} epochs, seed "
-        f"{baseline.design.seed}; weights and biases N(0, 1)·√(1/fan_in); pixels scaled to [0, 1], then "
-        f"(x − {MEAN}) / {STD}. Real MNIST: {data_text(results['baseline.json']['config'])} and the "
-        f"{MNIST_TEST_SIZE:,} test images. Forward pass, backward "
-        "pass and update are written out by hand in JAX (the next section derives them and prints their "
-        "code) and checked against automatic differentiation. The source code is in handin.zip beside this "
-        "PDF: the library in fmlp/, the scripts that wrote every result in experiments/, the tests in tests/."
-        + departures_text(from_config(results["lr_sweep.json"]["config"]))
+        f"{describe(sweep)} The baseline is the run at learning rate {rate_name(baseline.design.learning_rates[0])} "
+        f"and seed {baseline.design.seed}. Pixels are scaled to [0, 1], then (x − {MEAN}) / {STD}. {by_hand} "
+        "written out by hand in JAX (the next section derives them and prints their code) and checked against "
+        "automatic differentiation on this network. The source code is in handin.zip beside this PDF: the "
+        "library in fmlp/, the scripts that wrote every result in experiments/, the tests in tests/."
+        + departures_text(sweep)
+    )
+
+
+def sheet_answers(results: dict) -> str:
+    """2.2's opening: the sheet's items, each with where the report answers it."""
+    sweep = from_config(results["lr_sweep.json"]["config"])
+    rates = ", ".join(rate_name(rate) for rate in sweep.design.learning_rates)
+    return (
+        "| the sheet asks for | where |\n| --- | --- |\n"
+        "| forward pass, backward pass and update of the linear layer, the sigmoid, the softmax and the "
+        "cross-entropy | *Forward pass, backward pass and update, derived*: each component's equations and code |\n"
+        "| the three-layer MLP, its training step | *The network and the update* |\n"
+        f"| train for {sweep.training.epochs} epochs; train and test loss, test accuracy | "
+        "[Figure](#fig-baseline_loss), [Figure](#fig-baseline_accuracy) (*Baseline*) |\n"
+        f"| the same for learning rates {rates} | [Figure](#fig-lr_sweep_accuracy), [Figure](#fig-lr_sweep_loss) "
+        "(*Learning-rate sweep*) |\n"
+        "| what was expected and what was observed | the **Expected** and **Observed** paragraphs of *Baseline* "
+        "and *Learning-rate sweep*, and the *Conclusion* |\n"
     )
 
 
@@ -244,9 +263,10 @@ def template_context(results: dict) -> dict:
     sweep = results["lr_sweep.json"]
     sizes = list(from_config(sweep["config"]).network.sizes)
     return {
+        "design": from_config(sweep["config"]),
         "baseline": results["baseline.json"],
         "b": results["baseline.json"]["runs"][0],
-        "baseline_data": data_text(results["baseline.json"]["config"]),
+        "baseline_data": training_images_words(from_config(results["baseline.json"]["config"]).data),
         "sweep": sweep,
         "optimizer_title": optimizer_title(from_config(sweep["config"]).training),
         "sizes": sizes,
@@ -271,9 +291,12 @@ def template_context(results: dict) -> dict:
 
 
 def source_code(names: str) -> str:
-    """The source of each function named (module.function, one per line), under a comment naming its file."""
+    """The source of each function named (module.function, one per line), under a comment naming its file.
+    ValueError for a name outside fmlp: a document must not make the report import just any module."""
     blocks = []
     for name in names.split():
+        if not name.startswith("fmlp.") or name.count(".") < 2:
+            raise ValueError(f"a source block names {name!r}; it may name fmlp's functions only (fmlp.module.name)")
         module_name, function_name = name.rsplit(".", 1)
         module = importlib.import_module(module_name)
         function = getattr(module, function_name)
