@@ -131,6 +131,9 @@ def test_diagnose_reads_each_networks_own_description_any_depth_mixed(idx_dir, t
     networks = json.loads((out / "diagnose.json").read_text())["networks"]
     assert networks["relu"]["activation"] == "relu"
     assert [layer["rule"] for layer in networks["relu"]["saturation"]] == ["a = 0 (inactive)"] * 2
+    # relu's histogram spans its whole range, not [0, 1]: every (image, unit) output is counted in it.
+    first = networks["relu"]["saturation"][0]
+    assert first["histogram"]["edges"][-1] > 1 and sum(first["histogram"]["counts"]) == 200 * first["units"]
     assert networks["shallow"]["saturation"] == [] and networks["shallow"]["activation"] == "tanh"
     check_png(out / "diagnose_saturation.png")
 

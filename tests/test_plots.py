@@ -31,3 +31,13 @@ def test_the_epoch_axis_has_whole_epochs_only(figure, epochs, step):
     for axes in figure(runs(epochs), "title").axes:
         ticks = axes.get_xticks()
         assert all(tick == int(tick) for tick in ticks) and all((b - a) == step for a, b in zip(ticks, ticks[1:]))
+
+
+def test_a_band_of_two_seeds_stays_within_what_an_accuracy_and_a_loss_can_be():
+    """A Student t interval of two seeds is wide (t(0.975, 1) = 12.7): drawn as it is, it left [0, 1]."""
+    pairs = ((0.99, 0.01), (0.95, 0.3))
+    group = [{"epochs": [{"test_accuracy": accuracy, "test_loss": loss}]} for accuracy, loss in pairs]
+    _, mean, low, high = plots.mean_band(group, "test_accuracy")
+    assert low[0] >= 0 and high[0] == 1.0 and low[0] < mean[0] < high[0]
+    _, mean, low, high = plots.mean_band(group, "test_loss")
+    assert low[0] == 0.0 and high[0] > mean[0]

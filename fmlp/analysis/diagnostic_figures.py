@@ -26,8 +26,9 @@ def _layer_histograms(results: dict[str, dict], key: str, xlabel: str, title: st
             measured = result["saturation"][layer]
             histogram = measured[key]
             share = np.asarray(histogram["counts"]) / max(sum(histogram["counts"]), 1)
+            word = "inactive" if result.get("activation") == "relu" else "saturated"  # relu's outputs of 0
             axes.stairs(share, histogram["edges"], color=f"C{index}",
-                        label=f"{name}: {measured['share_saturated']:.0%} saturated")  # fmt: skip
+                        label=f"{name}: {measured['share_saturated']:.0%} {word}")  # fmt: skip
             axes.set_title(f"hidden layer {layer + 1} ({measured['units']} units)")
         axes.set_yscale("log")
         axes.set_xlabel(xlabel)

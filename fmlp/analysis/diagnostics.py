@@ -33,7 +33,7 @@ class Rule(NamedTuple):
 
     saturated: Callable[[np.ndarray], np.ndarray]  # a -> bool, where the unit passes (almost) no gradient
     derivative: Callable[[np.ndarray], np.ndarray]  # a -> the factor by which the backward pass scales the signal
-    output_range: tuple[float, float]
+    output_range: tuple[float, float] | None  # None: unbounded above, the histogram spans the outputs
     derivative_range: tuple[float, float]
     text: str
 
@@ -43,7 +43,7 @@ RULES = {
                     f"s < {SATURATION} or s > {1 - SATURATION}"),
     "tanh": Rule(lambda t: np.abs(t) > TANH_SATURATION, lambda t: 1 - t * t, (-1.0, 1.0), (0.0, 1.0),
                  f"|t| > {TANH_SATURATION}"),
-    "relu": Rule(lambda a: a == 0, lambda a: (a > 0).astype(a.dtype), (0.0, 1.0), (0.0, 1.0), "a = 0 (inactive)"),
+    "relu": Rule(lambda a: a == 0, lambda a: (a > 0).astype(a.dtype), None, (0.0, 1.0), "a = 0 (inactive)"),
 }  # fmt: skip
 
 
@@ -70,13 +70,16 @@ def saturation(activations: np.ndarray, activation: str = "sigmoid", bins: int =
 
     share_saturated: the fraction of all outputs that are saturated (sigmoid: s < 0.05 or s > 0.95; tanh:
     |t| > 0.9; relu: exactly 0, inactive); share_units_saturated: the fraction of units saturated on at
-    least 95% of the images; the histogram of a over the activation's range (relu's clipped at 1), and
+    least 95% of the images; the histogram of a over the activation's whole range (relu's up to its
+largest output), and
     the histogram of the derivative, the factor by which the backward pass scales each unit's signal.
     """
     rule = RULES[activation]
     saturated = rule.saturated(activations)
     derivative = rule.derivative(activations)
-    counts, edges = np.histogram(np.clip(activations, *rule.output_range), bins=bins, range=rule.output_range)
+    # relu's outputs have no upper bound: its histogram spans what the layer gave (and at least [0, 1]).
+    output_range = rule.output_range or (0.0, max(float(activations.max(initial=0.0)), 1.0))
+    counts, edges = np.histogram(activations, bins=bins, range=output_range)
     derivative_counts, derivative_edges = np.histogram(derivative, bins=bins, range=rule.derivative_range)
     return {
         "units": activations.shape[1],

@@ -36,7 +36,9 @@ def _style(axes: Axes, title: str | None, ylabel: str) -> None:
 
 def mean_band(group: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per epoch where every run of the group has `key`: (epochs, mean, low, high) over the runs, the
-    band being the 95% t-interval of the mean (equal to the mean for a single run)."""
+    band being the 95% t-interval of the mean (equal to the mean for a single run), cut where it passes
+    what the quantity can be (an accuracy in [0, 1], a loss at least 0): a t interval of two or three
+    seeds knows no bounds."""
     length = min(len(run["epochs"]) for run in group)
     rows = [[run["epochs"][i][key] for run in group] for i in range(length)]
     kept = [(i + 1, row) for i, row in enumerate(rows) if all(v is not None for v in row)]
@@ -48,7 +50,8 @@ def mean_band(group: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray, 
     if len(group) < 2:
         return epochs, mean, mean, mean
     half = half_width(values.std(axis=1, ddof=1), len(group))
-    return epochs, mean, mean - half, mean + half
+    ceiling = 1.0 if key.endswith("accuracy") else np.inf
+    return epochs, mean, np.clip(mean - half, 0.0, ceiling), np.clip(mean + half, 0.0, ceiling)
 
 
 def _rate_label(rate: float, group: Sequence[dict]) -> str:

@@ -74,7 +74,9 @@ def forward_logits(architecture: Architecture, params: Params, images: jax.Array
     return _forward_logits(architecture, weights_run(architecture, params), images)
 
 
-def _forward_logits(architecture: Architecture, run: Params, images: jax.Array) -> tuple[jax.Array, Activations]:
+def _forward_logits(
+    architecture: Architecture, run: Params, images: jax.Array
+) -> tuple[jax.Array, Activations]:
     """`forward_logits` on the parameters as they run (`weights_run`)."""
     activate, _ = ACTIVATIONS[architecture.activation]
     layer_inputs = [images]

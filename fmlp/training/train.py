@@ -51,19 +51,21 @@ def train_step(
     learning_rate: jax.Array,
     gradients: Gradients | None = None,
 ) -> tuple[tuple[mlp.Params, optax.OptState | None], tuple[jax.Array, jax.Array]]:
-    """One step on a batch: carry (params, optimizer state) -> (new carry, (loss, number right)).
+    """One step on a batch: carry (params, optimizer state) -> (new carry, (loss, right)).
 
-    images (B, D), labels (B,). gradients(architecture, params, images, labels) -> (loss, grads, scores), where only
-    the argmax of the scores (probabilities or logits) is used; None is `mlp.loss_grads_and_probs`,
-    looked up at trace time. Plain SGD is our own update,
+    images (B, D), labels (B,). gradients(architecture, params, images, labels) -> (loss,
+    grads, scores), where only the argmax of the scores (probabilities or logits) is used; None
+    is `mlp.loss_grads_and_probs`, looked up at trace time. Plain SGD is our own update,
     θ ← θ − η ∂L/∂θ; the other optimizers are optax's transformations fed the same gradients.
     """
     params, state = carry
-    loss, grads, scores = (gradients or mlp.loss_grads_and_probs)(experiment.network, params, images, labels)
+    gradients = gradients or mlp.loss_grads_and_probs
+    loss, grads, scores = gradients(experiment.network, params, images, labels)
     correct = jnp.sum(jnp.argmax(scores, axis=-1) == labels)
     if experiment.training.optimizer == "sgd":
         return (update.sgd(params, grads, learning_rate), state), (loss, correct)
-    updates, state = optimizers.transformation(experiment.training, learning_rate).update(grads, state, params)
+    optimizer = optimizers.transformation(experiment.training, learning_rate)
+    updates, state = optimizer.update(grads, state, params)
     return (optax.apply_updates(params, updates), state), (loss, correct)
 
 

@@ -261,3 +261,26 @@ def all_agree(cortex: dict) -> bool:
 def largest_ram(cortex: dict) -> int:
     """The most RAM (data, bss and the stack's peak, in bytes) any Cortex-M run (by core, then width) used."""
     return max(run["ram_bytes"] for runs in cortex.values() for run in runs.values())
+
+
+def bounded(interval: Sequence[float] | None) -> dict | None:
+    """An accuracy interval [low, high] inside [0, 1] as printed and drawn: {"low", "high", "clipped"}
+    (clipped: whether a bound of the Student t interval, which knows no bounds, lay outside)."""
+    if interval is None:
+        return None
+    low, high = max(interval[0], 0.0), min(interval[1], 1.0)
+    return {"low": low, "high": high, "clipped": (low, high) != (interval[0], interval[1])}
+
+
+def seeds_of(sweep: dict) -> list[int]:
+    """The seeds the sweep trained, in order."""
+    return sorted({run["seed"] for run in sweep["runs"]})
+
+
+def order_broken_by_seed(sweep: dict) -> dict[int, int | None]:
+    """Per seed, `order_broken_at` of that seed's runs: the first epoch at which a larger rate is not
+    better, or None where the order holds at every epoch."""
+    return {seed: order_broken_at([run for run in sweep["runs"] if run["seed"] == seed]) for seed in seeds_of(sweep)}
+
+
+WIDE_SEEDS = 3  # a Student t interval of the mean over this many seeds or fewer is wide (t(0.975, 2) = 4.3)

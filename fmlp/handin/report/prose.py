@@ -23,6 +23,7 @@ from pathlib import Path
 import jinja2
 import jinja2.sandbox
 
+from fmlp import words
 from fmlp.handin.report import formats, measures
 
 ENVIRONMENT = jinja2.sandbox.ImmutableSandboxedEnvironment(
@@ -35,8 +36,12 @@ ENVIRONMENT.globals.update(
      if callable(value) and not name.startswith("_") and getattr(value, "__module__", None) == measures.__name__}
 )  # fmt: skip
 ENVIRONMENT.globals.update(
-    {"UNIFORM_LOSS": measures.UNIFORM_LOSS, "TAIL": measures.TAIL, "RISE": measures.RISE, "CLOSE": measures.CLOSE}
+    {"UNIFORM_LOSS": measures.UNIFORM_LOSS, "TAIL": measures.TAIL, "RISE": measures.RISE, "CLOSE": measures.CLOSE,
+     "WIDE_SEEDS": measures.WIDE_SEEDS}
 )
+# The design in words and its predicates (fmlp.words), for the sentences about the method.
+ENVIRONMENT.globals.update({name: getattr(words, name) for name in (
+    "describe", "network_words", "optimizer_words", "training_images_words", "is_reference_network", "all_of_mnist")})
 # The predicates, as tests too: `runs | select("turns_up")`.
 ENVIRONMENT.tests.update(
     {name: getattr(measures, name) for name in ("turns_up", "still_falling", "still_rising", "losses_close")}

@@ -89,7 +89,7 @@ def robustness_table(results: dict) -> str:
     ]
     for row in document["summary"]:
         final, val = row["final_test_accuracy"], row["best_val_accuracy"] or {}
-        interval = "–" if final["ci95"] is None else f"{percent(final['ci95'][0])} – {percent(final['ci95'][1])}"
+        interval = _interval(final["ci95"])
         std = "" if final["std"] is None else f" ± {percent(final['std'])}"
         val_text = "–" if not val else f"{percent(val['mean'])} ± {percent(val['std'])}"
         rows.append(
@@ -109,7 +109,7 @@ def selected_table(results: dict) -> str:
             "| --- | --- | --- | --- | --- |",
             f"| {selected['learning_rate']:g} | {selected['epoch']} | {percent(selected['val_accuracy'])} | "
             f"{percent(selected['test_accuracy'])} | "
-            + ("–" if interval is None else f"{percent(interval[0])} – {percent(interval[1])}")
+            + _interval(interval)
             + " |",
         ]
     )
@@ -139,8 +139,13 @@ def diagnose_table(results: dict) -> str:
 
 
 def _interval(interval: list[float] | None) -> str:
-    """A 95% interval as "low – high" in percent; "–" for none (fewer than two seeds)."""
-    return "–" if interval is None else f"{percent(interval[0])} – {percent(interval[1])}"
+    """A 95% interval of an accuracy as "low – high" in percent, cut at 0 and 100% where the Student t
+    interval passes them (marked "cut"); "–" for none (fewer than two seeds)."""
+    if interval is None:
+        return "–"
+    low, high = max(interval[0], 0.0), min(interval[1], 1.0)
+    cut = " (cut)" if (low, high) != tuple(interval) else ""
+    return f"{percent(low)} – {percent(high)}{cut}"
 
 
 def _chosen_by_seed(document: dict) -> dict[int, float]:
