@@ -426,3 +426,16 @@ def test_a_rate_that_diverges_is_named_and_left_out_of_every_order(idx_dir, tmp_
 def test_a_design_whose_every_rate_diverges_gets_a_pdf_that_says_so(idx_dir, tmp_path):
     text = design_report(idx_dir, tmp_path, "--activation", "relu", "--lrs", "1000,200")
     assert "Every rate diverged for seed 1" in text and "every rate diverged within 2 epochs" in text
+
+
+def test_every_equation_of_the_documents_prints_its_smallest_glyph_at_7_pt_or_more(tmp_path):
+    """A script of a script printed at 4 to 5 pt (e^{Z_ij} inside a fraction); the typesetter refuses one."""
+    from fmlp.handin.report import equations
+
+    found = [line.strip() for name in ("derivation.md", "results.md", "cudnn_review.md")
+             for block in re.findall(r"^```math\n(.*?)^```", (ROOT / "docs" / name).read_text(), re.S | re.M)
+             for line in block.splitlines() if line.strip()]  # fmt: skip
+    assert len(found) >= 10 and all(equations.smallest_points(line) >= 7 for line in found)
+    assert equations.script_depth(r"\frac{e^{Z_{ij}}}{2}") == 3 and equations.script_depth(r"\mathbb{R}^{B}") == 1
+    with pytest.raises(ValueError, match="nests scripts or fractions 2 deep"):
+        equations.render(r"e^{Z_{ij}}", tmp_path)
