@@ -95,7 +95,8 @@ def main() -> None:
         "diagnose_reliability.png": diagnostic_figures.reliability_figure(results),
     }
     for name, network in networks.items():
-        features, units = diagnostics.strongest_features(np.asarray(network.params[0].w))
+        features, units = diagnostics.strongest_features(np.asarray(network.params[0].w),
+                                                         diagnostic_figures.FEATURES_DRAWN)  # fmt: skip
         figures[f"diagnose_confusion_{name}.png"] = diagnostic_figures.confusion_figure(name, results[name])
         figures[f"diagnose_errors_{name}.png"] = diagnostic_figures.errors_figure(
             name, results[name], mnist.test_images

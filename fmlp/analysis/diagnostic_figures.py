@@ -102,13 +102,17 @@ def confusion_figure(name: str, result: dict) -> Figure:
 
 
 def _image_grid(
-    images: np.ndarray, captions: list[str], title: str, columns: int, cmap: str, symmetric: bool
+    images: np.ndarray, captions: list[str], title: str, columns: int, cmap: str, symmetric: bool, scale: str = ""
 ) -> Figure:
+    """Images in a grid of `columns`, each captioned; `scale`, a line under the title saying how colours
+    read (a symmetric map scales each image to its own largest magnitude)."""
     rows = max(1, -(-len(images) // columns))
-    cell, caption, heading, margin = PAGE_WIDTH / columns, 0.36, 0.4, 0.05  # inches
+    cell, caption, heading, margin = PAGE_WIDTH / columns, 0.36, 0.4 + 0.2 * bool(scale), 0.05  # inches
     height = (cell + caption) * rows + heading
     figure = Figure(figsize=(PAGE_WIDTH, height))
     figure.suptitle(title if len(images) else f"{title}: none", y=1 - margin / height, va="top")
+    if scale:
+        figure.text(0.5, 1 - (margin + 0.3) / height, scale, ha="center", va="top", fontsize=8)
     # A regular grid of images without ticks has its layout known in advance: placed directly, not by the
     # constrained layout engine, which measures every axes' text and took most of a diagnosis's time.
     grid = {"left": margin / PAGE_WIDTH, "right": 1 - margin / PAGE_WIDTH, "bottom": margin / height,
@@ -122,9 +126,13 @@ def _image_grid(
     return figure
 
 
+ERRORS_DRAWN = 18  # of the most confident errors diagnose.json lists: two rows of the figure
+FEATURES_DRAWN = 16  # first-layer units of largest norm: two rows
+
+
 def errors_figure(name: str, result: dict, test_images: np.ndarray) -> Figure:
-    """The test digits the network is most confidently wrong on; test_images uint8 (N, 28, 28)."""
-    errors = result["confident_errors"]
+    """The ERRORS_DRAWN test digits the network is most confidently wrong on; test_images uint8 (N, 28, 28)."""
+    errors = result["confident_errors"][:ERRORS_DRAWN]
     captions = [f"{e['label']} → {e['prediction']}\n{e['probability']:.2%}" for e in errors]
     images = np.stack([test_images[e["index"]] for e in errors]) if errors else np.zeros((0, 28, 28))
     return _image_grid(
@@ -135,4 +143,5 @@ def errors_figure(name: str, result: dict, test_images: np.ndarray) -> Figure:
 def features_figure(name: str, features: np.ndarray, units: np.ndarray) -> Figure:
     """First-layer weight vectors as 28 × 28 images (red positive, blue negative)."""
     captions = [f"unit {u}" for u in units]
-    return _image_grid(features, captions, f"{name}: first-layer weights of largest norm", 8, "RdBu_r", True)
+    scale = "colour: red positive, white 0, blue negative; each unit scaled to its own largest |w|"
+    return _image_grid(features, captions, f"{name}: first-layer weights of largest norm", 8, "RdBu_r", True, scale)

@@ -284,3 +284,10 @@ def order_broken_by_seed(sweep: dict) -> dict[int, int | None]:
 
 
 WIDE_SEEDS = 3  # a Student t interval of the mean over this many seeds or fewer is wide (t(0.975, 2) = 4.3)
+
+
+def mean_accuracy_at(sweep: dict, rate: float, epoch: int) -> float | None:
+    """The mean over seeds of a rate's test accuracy at `epoch`, of the seeds measured then; None if none was."""
+    values = [run["epochs"][epoch - 1]["test_accuracy"] for run in sweep["runs"]
+              if run["learning_rate"] == rate and run["epochs"][epoch - 1]["test_accuracy"] is not None]  # fmt: skip
+    return sum(values) / len(values) if values else None

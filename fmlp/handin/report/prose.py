@@ -24,6 +24,7 @@ import jinja2
 import jinja2.sandbox
 
 from fmlp import words
+from fmlp.analysis import diagnostic_figures
 from fmlp.handin.report import formats, measures
 
 ENVIRONMENT = jinja2.sandbox.ImmutableSandboxedEnvironment(
@@ -37,7 +38,7 @@ ENVIRONMENT.globals.update(
 )  # fmt: skip
 ENVIRONMENT.globals.update(
     {"UNIFORM_LOSS": measures.UNIFORM_LOSS, "TAIL": measures.TAIL, "RISE": measures.RISE, "CLOSE": measures.CLOSE,
-     "WIDE_SEEDS": measures.WIDE_SEEDS}
+     "WIDE_SEEDS": measures.WIDE_SEEDS, "ERRORS_DRAWN": diagnostic_figures.ERRORS_DRAWN}
 )
 # The design in words and its predicates (fmlp.words), for the sentences about the method.
 ENVIRONMENT.globals.update({name: getattr(words, name) for name in (
