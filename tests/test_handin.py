@@ -136,12 +136,18 @@ def test_the_zip_holds_the_pdf_the_source_environment_and_metrics(first_run):
 
 
 def test_a_second_run_reuses_every_result_and_only_rebuilds_the_pdf(first_run, idx_dir):
+    """And a title or a name that starts with a dash reaches the PDF (the probe's 11: --title=-draft and
+    --authors=-Anon broke the report step after all the training)."""
     results, _ = first_run
     before = (results / "lr_sweep.json").stat().st_mtime_ns
-    finished = subprocess.run(handin_command(idx_dir, results), capture_output=True, text=True, timeout=300)
+    command = handin_command(idx_dir, results)
+    command[command.index("--authors") : command.index("--authors") + 2] = ["--authors=-Anon", "--title=-draft"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert finished.stdout.count("is there") == 3
     assert (results / "lr_sweep.json").stat().st_mtime_ns == before
+    cover = PdfReader(results / "report.pdf").pages[0].extract_text()
+    assert "-draft" in cover and "-Anon" in cover
 
 
 def test_a_result_with_other_flags_or_interrupted_does_not_count(first_run, tmp_path):
@@ -214,13 +220,16 @@ runpy.run_path(args[0], run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("what", ["ctrl-c", "full disk"])
-def test_ctrl_c_or_a_full_disk_outside_a_step_is_one_line_and_leaves_the_previous_pair(first_run, idx_dir, what):
-    """Issue of the second probe, 10: Ctrl-C while handin.py wrote the zip was a KeyboardInterrupt traceback;
-    9: a full disk then was a traceback, and left the old handin.zip beside a new report.pdf."""
+@pytest.mark.parametrize("what, where", [("ctrl-c", "steps"), ("full disk", "bundle")])
+def test_ctrl_c_or_a_full_disk_outside_a_step_is_one_line_and_leaves_the_previous_pair(
+    first_run, idx_dir, what, where
+):
+    """Issue of the second probe, 10: Ctrl-C while handin.py loaded was a KeyboardInterrupt traceback;
+    9: a full disk while it wrote the zip was a traceback, and left the old handin.zip beside a new
+    report.pdf."""
     results, _ = first_run
     before = {name: (results / name).read_bytes() for name in ("report.pdf", "handin.zip")}
-    command = [sys.executable, "-c", SIGNAL_IN_PIPELINE, "bundle", what, *handin_command(idx_dir, results)[1:]]
+    command = [sys.executable, "-c", SIGNAL_IN_PIPELINE, where, what, *handin_command(idx_dir, results)[1:]]
     ended = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert ended.returncode == (130 if what == "ctrl-c" else 1), ended.stderr[-2000:]
     last = ended.stderr.strip().splitlines()[-1]
@@ -231,14 +240,3 @@ def test_ctrl_c_or_a_full_disk_outside_a_step_is_one_line_and_leaves_the_previou
         assert "No space left on device" in last and "report.pdf and handin.zip are as they were" in last
     assert {name: (results / name).read_bytes() for name in before} == before
     assert not list(results.glob(".*.tmp"))  # the staging folder went with the process
-
-
-def test_a_title_or_name_that_starts_with_a_dash_reaches_the_pdf(first_run, idx_dir):
-    """11. --title=-draft and --authors=-Anon broke the report step after all the training."""
-    results, _ = first_run
-    command = handin_command(idx_dir, results)
-    command[command.index("--authors") : command.index("--authors") + 2] = ["--authors=-Anon", "--title=-draft"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    cover = PdfReader(results / "report.pdf").pages[0].extract_text()
-    assert "-draft" in cover and "-Anon" in cover
