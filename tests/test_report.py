@@ -407,7 +407,7 @@ def design_report(idx_dir: Path, folder: Path, *design: str) -> str:
 
 def test_a_design_with_seeds_and_validation_speaks_of_means_intervals_and_the_choice_on_validation(idx_dir, tmp_path):
     text = design_report(idx_dir, tmp_path, "--lrs", "0.5,0.05", "--seeds", "2", "--validation", "100")
-    assert "Over all 2 seeds, the mean final test accuracy of lr" in text
+    assert "Over the 2 seeds, the best two by their mean final test accuracy are lr" in text
     assert "With 2 seeds these Student t intervals are wide" in text
     assert "Chosen on the validation split, by the mean over the seeds" in text
     assert "One seed cannot say" not in text and "for seed 1" in text

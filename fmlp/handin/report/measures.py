@@ -291,3 +291,9 @@ def mean_accuracy_at(sweep: dict, rate: float, epoch: int) -> float | None:
     values = [run["epochs"][epoch - 1]["test_accuracy"] for run in sweep["runs"]
               if run["learning_rate"] == rate and run["epochs"][epoch - 1]["test_accuracy"] is not None]  # fmt: skip
     return sum(values) / len(values) if values else None
+
+
+def ranked_by_mean(sweep: dict) -> list[float]:
+    """The rates of which some seed did not diverge, the highest mean final test accuracy over seeds first."""
+    kept = [rate for rate in rates(sweep) if row(sweep, rate)["final_test_accuracy"]["n"]]
+    return sorted(kept, key=lambda rate: -row(sweep, rate)["final_test_accuracy"]["mean"])
