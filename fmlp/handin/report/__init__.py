@@ -77,7 +77,9 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
     review, derivation, discussion = (
         prose.render(content.kept_sections(text, results), f"docs/{name}", context) for name, text in texts.items()
     )
-    left_out = closing_list(texts, results, others, authors, present, lines)
+    reproduced = len(lines)  # How to reproduce's commands; the closing list's follow them
+    closing, added = closing_list(texts, results, others, authors, present, reproduced)
+    lines += added
     main, appendix = content.split_appendix(content.without_title(discussion))
     parts = [
         "# 2.1 Review of the cuDNN paper\n\n" + content.demote(content.without_title(review), 1),
@@ -92,8 +94,8 @@ def draft(results_dir: Path, docs_dir: Path, authors: list[str], present: list[s
         "# Appendix\n\n"
         + content.demote(appendix, 1)
         + "\n\n## How to reproduce\n\n"
-        + commands.reproduce_text(len(lines) - len(left_out[1]), results["baseline.json"])
-        + left_out[0],
+        + commands.reproduce_text(reproduced, results["baseline.json"])
+        + closing,
     ]
     assembled = content.assemble(PART.join(parts), results, results_dir)
     return Draft(commands.with_commands(assembled, lines).split(PART))
@@ -105,11 +107,11 @@ def closing_list(
     others: list[belonging.LeftOut],
     authors: list[str],
     present: list[str],
-    lines: list[str],
+    first: int,
 ) -> tuple[str, list[str]]:
     """The report's closing list: each section of the documents left out, because its result was not
-    made or is of another design, with what would make it for this design. Returns (its Markdown, the
-    commands it added to `lines`, which fill its placeholders like the others)."""
+    made or is of another design, with what would make it for this design. Returns (its Markdown, its
+    commands, which fill its placeholders from number `first` on, after How to reproduce's)."""
     why = {entry.name: entry.why for entry in others}
     missing = [(heading, name) for text in texts.values() for heading, name in content.required_sections(text)
                if name not in results]  # fmt: skip
@@ -120,9 +122,8 @@ def closing_list(
         reason = f"{name} is {why[name]}" if name in why else f"{name} was not made"
         words, made_by = commands.making(name, results["lr_sweep.json"], authors, present)
         items.append(f"- **{heading}**: {reason}; {words}." + "".join(
-            f"\n\n```\n@command {len(lines) + len(added) + number}\n```" for number in range(len(made_by))))
+            f"\n\n```\n@command {first + len(added) + number}\n```" for number in range(len(made_by))))
         added += made_by
-    lines += added
     text = ("\n\n## Left out of this report\n\nThese sections quote only results of this design, and were "
             "left out:\n\n" + "\n".join(items) + "\n")
     return text, added
